@@ -1,0 +1,1 @@
+"""Launch backends: local processes and SLURM through submitit."""

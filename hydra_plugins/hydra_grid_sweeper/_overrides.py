@@ -1,0 +1,112 @@
+"""Translate parsed Hydra overrides into the engine's flags, and job values back into overrides."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+from hydra.core.override_parser.types import (
+    IntervalSweep,
+    Override,
+    Quote,
+    QuotedString,
+)
+
+from grid_sweeper.dimensions import Choices, Distribution, Expression, Fixed
+from grid_sweeper.expressions import parse_expression, scalar
+from grid_sweeper.space import Flag
+from hydra_plugins.hydra_grid_sweeper._grammar import GridSweep, is_list_sweep, split_override
+
+
+@dataclass(frozen=True)
+class OverrideText:
+    """A value already in override syntax (from Hydra's own sweeps and plain overrides)."""
+
+    text: str
+
+
+@dataclass
+class SweepFlag:
+    """One command-line override as the sweeper sees it."""
+
+    key: str  # the key element: `+beta`, `db`, `model@pkg`
+    line: str  # the override as typed
+    expression: Expression
+
+    @property
+    def is_sweep(self) -> bool:
+        return not isinstance(self.expression, Fixed)
+
+
+def merge_params(params: Optional[Dict[str, Any]], arguments: Sequence[str]) -> List[str]:
+    """`params` (flag -> text) under the command line: a command-line flag replaces a param."""
+    merged: Dict[str, str] = {}
+    for key, value in (params or {}).items():
+        merged[key] = f"{key}={value if isinstance(value, str) else format_value(value)}"
+    for line in arguments:
+        key, _ = split_override(line)
+        merged[key.lstrip("+~")] = line
+    return list(merged.values())
+
+
+def to_flags(overrides: Sequence[Override], group_exists: Any) -> List[SweepFlag]:
+    """One SweepFlag per override, its expression in the engine's terms."""
+    flags = []
+    for override in overrides:
+        key = override.get_key_element()
+        line = override.input_line or f"{key}={override.get_value_element_as_str()}"
+        flags.append(SweepFlag(key, line, _expression(override, line, group_exists)))
+    return flags
+
+
+def _expression(override: Override, line: str, group_exists: Any) -> Expression:
+    value = override.value()
+    if isinstance(value, GridSweep):
+        _, text = split_override(line)
+        return parse_expression(text or "", flag=override.get_key_element().lstrip("+~"))
+    if isinstance(value, IntervalSweep):
+        return Distribution("uniform", (float(value.start), float(value.end)))
+    if override.is_sweep_override():
+        return Choices(tuple(OverrideText(s) for s in override.sweep_string_iterator()))
+    if is_list_sweep(override) and not group_exists(override.key_or_group):
+        if not value:
+            parse_expression("[]", flag=override.key_or_group)  # raises: empty list
+        return Choices(tuple(value))
+    return Fixed(OverrideText(override.get_value_element_as_str()))
+
+
+def format_value(value: Any) -> str:
+    """A job's value in override syntax that Hydra parses back to the same value."""
+    if isinstance(value, OverrideText):
+        return value.text
+    if isinstance(value, str):
+        if scalar(value) == value and value and not any(c in value for c in "\\ '\"=,[](){}:$"):
+            return value
+        return QuotedString(text=value, quote=Quote.single).with_quotes()
+    if isinstance(value, list):
+        return "[" + ",".join(format_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{format_value(k)}:{format_value(v)}" for k, v in value.items()) + "}"
+    if value is None:
+        return "null"
+    return str(value)
+
+
+def job_overrides(keys: Sequence[str], combination: Sequence[Tuple[str, Any]]) -> List[str]:
+    """The override lines of one job."""
+    return [f"{key}={format_value(value)}" for key, (_, value) in zip(keys, combination)]
+
+
+def literal_overrides(flags: Sequence[SweepFlag]) -> List[str]:
+    """strategy none: plain overrides as typed; every sweep expression as its literal text."""
+    lines = []
+    for flag in flags:
+        if flag.is_sweep:
+            _, text = split_override(flag.line)
+            lines.append(f"{flag.key}={format_value(text or '')}")
+        else:
+            lines.append(flag.line)
+    return lines
+
+
+def engine_flags(flags: Sequence[SweepFlag]) -> List[Flag]:
+    return [Flag(f.key.lstrip("+~"), f.expression) for f in flags]

@@ -1,0 +1,29 @@
+"""Structured config of `hydra/sweeper=grid`."""
+from dataclasses import dataclass
+from typing import Any, Dict, Optional
+
+from hydra.core.config_store import ConfigStore
+
+
+@dataclass
+class GridSweeperConf:
+    """Settings of the grid sweeper; each is settable as `hydra.sweeper.<name>=...`."""
+
+    _target_: str = "hydra_plugins.hydra_grid_sweeper.grid_sweeper.GridSweeper"
+    #: grid_search (Cartesian product) | random_search (num_trials combinations) | none (one job)
+    strategy: str = "grid_search"
+    #: number of combinations random_search picks
+    num_trials: int = 10
+    #: fixes every draw and the random pick; null = choose one and report it
+    seed: Optional[int] = None
+    #: jobs handed to the launcher at once; null = all in one batch
+    max_batch_size: Optional[int] = None
+    #: flag -> expression text, merged under the command line's flags
+    params: Optional[Dict[str, Any]] = None
+    #: print the job list, launch nothing
+    dry_run: bool = False
+
+
+ConfigStore.instance().store(
+    group="hydra/sweeper", name="grid", node=GridSweeperConf, provider="hydra-grid-sweeper"
+)

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The whole test suite on a fresh machine: venvs, packages, the test Slurm cluster's packages,
+# ruff, then pytest against the newest and the oldest supported hydra-core 1.3.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+NEWEST_HYDRA="${NEWEST_HYDRA:-1.3.8}"
+OLDEST_HYDRA="${OLDEST_HYDRA:-1.3.2}"
+PY="${PYTHON:-python3}"
+
+make_venv() {  # make_venv DIR HYDRA_VERSION
+  local dir="$1" version="$2"
+  [ -x "$dir/bin/python" ] || "$PY" -m venv "$dir"
+  "$dir/bin/python" -m pip install -q --upgrade pip
+  "$dir/bin/python" -m pip install -q -e ".[test]" --config-settings editable_mode=compat \
+    "hydra-core==$version"
+}
+
+if [ "$(id -u)" = 0 ] && [ -x scripts/install_slurm.sh ]; then
+  scripts/install_slurm.sh
+fi
+
+make_venv .venv "$NEWEST_HYDRA"
+make_venv .venv-oldest "$OLDEST_HYDRA"
+
+.venv/bin/ruff check .
+
+if [ -n "${CI:-}" ]; then export GRID_SWEEPER_REQUIRE_SLURM=1; fi
+
+echo "== pytest, hydra-core $NEWEST_HYDRA"
+.venv/bin/python -m pytest -n 2 -q tests "$@"
+echo "== pytest, hydra-core $OLDEST_HYDRA (Hydra-facing tests)"
+.venv-oldest/bin/python -m pytest -n 2 -q -m "not slurm" tests "$@"
