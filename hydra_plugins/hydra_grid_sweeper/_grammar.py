@@ -106,6 +106,8 @@ def _install_parse_fallback() -> None:
                 parsed.extend(original(self, [line]))
             except Exception as hydra_error:
                 parsed.append(_grid_fallback(self, original, line, hydra_error))
+            if isinstance(parsed[-1]._value, GridSweep):
+                getattr(_compose_state, "grid_lines", []).append(line)
         return parsed
 
     OverridesParser.parse_overrides = _mark(parse_overrides)
@@ -159,12 +161,15 @@ def _install_list_sweeps() -> None:
 
     def load_configuration(self: Any, *args: Any, **kwargs: Any) -> Any:
         run_mode = kwargs.get("run_mode", args[2] if len(args) > 2 else None)
-        previous = getattr(_compose_state, "multirun", False)
-        _compose_state.multirun = run_mode == RunMode.MULTIRUN
+        previous = getattr(_compose_state, "multirun", False), getattr(_compose_state, "grid_lines", [])
+        _compose_state.multirun, _compose_state.grid_lines = run_mode == RunMode.MULTIRUN, []
         try:
-            return original_load(self, *args, **kwargs)
+            cfg = original_load(self, *args, **kwargs)
+            if _compose_state.multirun and _compose_state.grid_lines and not uses_grid_sweeper(cfg):
+                _refuse_without_grid_sweeper(_compose_state.grid_lines[0])
+            return cfg
         finally:
-            _compose_state.multirun = previous
+            _compose_state.multirun, _compose_state.grid_lines = previous
 
     def apply_overrides_to_config(overrides: List[Any], cfg: Any) -> None:
         if getattr(_compose_state, "multirun", False) and uses_grid_sweeper(cfg):
@@ -173,6 +178,17 @@ def _install_list_sweeps() -> None:
 
     ConfigLoaderImpl.load_configuration = _mark(load_configuration)
     ConfigLoaderImpl._apply_overrides_to_config = staticmethod(apply_overrides_to_config)
+
+
+def _refuse_without_grid_sweeper(line: str) -> None:
+    """Another sweeper is selected: a Grid expression stays an error, as without the plugin."""
+    from hydra.errors import ConfigCompositionException
+
+    raise ConfigCompositionException(
+        f"'{line}' is a Grid expression, which only hydra/sweeper=grid understands: "
+        "add hydra/sweeper=grid to the command line (or `override hydra/sweeper: grid` to the "
+        "defaults list)"
+    )
 
 
 def uses_grid_sweeper(cfg: Any) -> bool:

@@ -1,0 +1,40 @@
+"""Test app: records the config it received in its job dir; fails on request."""
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any, List, Optional
+
+import hydra
+from hydra.core.config_store import ConfigStore
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import OmegaConf
+
+
+@dataclass
+class AppConfig:
+    defaults: List[Any] = field(default_factory=lambda: ["_self_", {"db": "mysql"}])
+    db: Any = None
+    alpha: float = 0.5
+    beta: int = 1
+    name: str = "bert"
+    flag: bool = False
+    fail_on_beta: Optional[int] = None
+
+
+ConfigStore.instance().store(name="typed", node=AppConfig)
+
+
+@hydra.main(version_base=None, config_path="conf", config_name=os.environ.get("APP_CONFIG", "typed"))
+def main(cfg: Any) -> float:
+    out = HydraConfig.get().runtime.output_dir
+    received = OmegaConf.to_container(cfg, resolve=True)
+    received["job_num"] = HydraConfig.get().job.num
+    with open(os.path.join(out, "received.json"), "w") as f:
+        json.dump(received, f)
+    if cfg.get("fail_on_beta") is not None and cfg.get("beta") == cfg.fail_on_beta:
+        raise RuntimeError(f"beta={cfg.beta} is cursed")
+    return float(cfg.get("alpha", 0.0))
+
+
+if __name__ == "__main__":
+    main()
