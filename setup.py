@@ -15,6 +15,7 @@ setup(
         "numpy",
         "submitit>=1.4",
         "rich",
+        "PyYAML",
     ],
     extras_require={
         "test": ["pytest", "pytest-xdist", "hypothesis", "ruff"],

@@ -22,6 +22,12 @@ class GridSweeperConf:
     params: Optional[Dict[str, Any]] = None
     #: print the job list, launch nothing
     dry_run: bool = False
+    #: the summary's best jobs are those with the highest return value (default: lowest)
+    maximize: bool = False
+    #: rerun in hydra.sweep.dir=<that dir>: skip completed jobs, run failed and missing ones
+    resume: bool = False
+    #: stop launching new jobs once more than this fraction of all jobs failed (1 = never)
+    max_failure_rate: float = 1.0
 
 
 ConfigStore.instance().store(

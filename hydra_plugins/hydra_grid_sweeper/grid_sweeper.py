@@ -6,10 +6,11 @@ imported inside methods so that Hydra's plugin scan stays fast.
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
-from hydra.core.utils import JobReturn, JobStatus
+from hydra.core.utils import JobReturn
 from hydra.errors import CompactHydraException
 from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
@@ -29,24 +30,23 @@ class GridSweepFailed(CompactHydraException):
 
 
 class LazyJobs(Sequence[List[str]]):
-    """Jobs `start..stop` of a plan as override lines, computed when asked for."""
+    """The jobs of a plan with the given numbers, as override lines computed when asked for."""
 
-    def __init__(self, plan: Any, keys: List[str], start: int, stop: int) -> None:
-        self.plan, self.keys, self.start, self.stop = plan, keys, start, stop
+    def __init__(self, plan: Any, keys: List[str], numbers: Sequence[int]) -> None:
+        self.plan, self.keys, self.numbers = plan, keys, numbers
 
     def __len__(self) -> int:
-        return self.stop - self.start
+        return len(self.numbers)
 
     def __getitem__(self, index: Any) -> Any:
         from hydra_plugins.hydra_grid_sweeper._overrides import job_overrides
 
         if isinstance(index, slice):
             return [self[i] for i in range(*index.indices(len(self)))]
-        if index < 0:
-            index += len(self)
-        if not 0 <= index < len(self):
-            raise IndexError(index)
-        return job_overrides(self.keys, self.plan[self.start + index])
+        return job_overrides(self.keys, self.plan[self.numbers[index]])
+
+    def subset(self, numbers: Sequence[int]) -> LazyJobs:
+        return LazyJobs(self.plan, self.keys, numbers)
 
 
 class OneJob(Sequence[List[str]]):
@@ -54,13 +54,16 @@ class OneJob(Sequence[List[str]]):
 
     def __init__(self, overrides: List[str]) -> None:
         self.overrides = overrides
-        self.size = 1
 
     def __len__(self) -> int:
         return 1
 
     def __getitem__(self, index: Any) -> Any:
         return [self.overrides][index]
+
+    def subset(self, numbers: Sequence[int]) -> OneJob:
+        assert list(numbers) == [0]
+        return self
 
 
 class GridSweeper(Sweeper):
@@ -74,6 +77,9 @@ class GridSweeper(Sweeper):
         max_batch_size: Optional[int] = None,
         params: Optional[Dict[str, Any]] = None,
         dry_run: bool = False,
+        maximize: bool = False,
+        resume: bool = False,
+        max_failure_rate: float = 1.0,
     ) -> None:
         from grid_sweeper.strategies import STRATEGIES
 
@@ -89,6 +95,11 @@ class GridSweeper(Sweeper):
         self.max_batch_size = max_batch_size
         self.params = dict(params or {})
         self.dry_run = dry_run
+        self.maximize = maximize
+        self.resume = resume
+        if not 0 <= max_failure_rate <= 1:
+            raise GridSweepError(f"hydra.sweeper.max_failure_rate must lie in 0..1, got {max_failure_rate}")
+        self.max_failure_rate = max_failure_rate
         self.config: Optional[DictConfig] = None
         self.hydra_context: Optional[HydraContext] = None
         self.launcher: Any = None
@@ -137,45 +148,131 @@ class GridSweeper(Sweeper):
 
     # -- the sweep ----------------------------------------------------------------------------
     def sweep(self, arguments: List[str]) -> Any:
-        from hydra_plugins.hydra_grid_sweeper._overrides import literal_overrides
+        from hydra_plugins.hydra_grid_sweeper._overrides import literal_overrides, merge_params
 
         assert self.config is not None
+        sweep_dir = Path(str(self.config.hydra.sweep.dir))
+        saved = self._saved_definition(sweep_dir) if self.resume else None
+        if saved is not None and self.seed is None:
+            self.seed = saved.get("seed")
         flags = self._flags(arguments)
         if self.strategy == "none":
-            jobs: Sequence[List[str]] = OneJob(literal_overrides(flags))
-            seed = None
+            jobs: Any = OneJob(literal_overrides(flags))
+            seed, size = None, 1
         else:
             plan = self._plan(flags)
-            seed = plan.seed
-            jobs = LazyJobs(plan, [f.key for f in flags], 0, plan.size)
-        size = getattr(jobs, "size", None) or len(jobs)
+            seed, size = plan.seed, plan.size
+            jobs = LazyJobs(plan, [f.key for f in flags], range(size))
         if self.dry_run:
             self._print_dry_run(jobs, size, seed)
             return []
-        sweep_dir = Path(str(self.config.hydra.sweep.dir))
+        definition = {
+            "strategy": self.strategy,
+            "seed": seed,
+            "num_trials": self.num_trials if self.strategy == "random_search" else None,
+            "flags": merge_params(self.params, arguments),
+            "jobs": size,
+        }
+        done = self._check_resume(sweep_dir, saved, definition) if self.resume else set()
         sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
-        self._save_definition(sweep_dir, arguments, size, seed)
-        seed_note = f", seed {seed} (rerun with hydra.sweeper.seed={seed})" if seed is not None else ""
-        log.info(f"Grid sweep: {size} job(s), strategy {self.strategy}{seed_note}")
-        return self._launch_all(jobs, size)
+        from hydra_plugins.hydra_grid_sweeper._records import save_definition
 
-    def _launch_all(self, jobs: Sequence[List[str]], size: int) -> List[Sequence[JobReturn]]:
-        assert self.launcher is not None and self.config is not None
-        batch = self.max_batch_size or size
+        save_definition(sweep_dir, definition)
+        seed_note = f", seed {seed} (rerun with hydra.sweeper.seed={seed})" if seed is not None else ""
+        resumed = f", resuming: {len(done)} already completed" if self.resume else ""
+        log.info(f"Grid sweep: {size} job(s), strategy {self.strategy}{seed_note}{resumed}")
+        numbers: Sequence[int] = range(size) if not done else [n for n in range(size) if n not in done]
+        swept = [f.key.lstrip("+~") for f in flags if f.is_sweep]
+        return self._run(jobs, numbers, size, len(done), swept, sweep_dir)
+
+    def _saved_definition(self, sweep_dir: Path) -> Dict[str, Any]:
+        from hydra_plugins.hydra_grid_sweeper._records import load_definition
+
+        saved = load_definition(sweep_dir)
+        if saved is None:
+            raise GridSweepError(
+                f"hydra.sweeper.resume=true, but {sweep_dir} holds no grid sweep to resume "
+                "(no grid_sweep.yaml): pass the sweep's own dir as hydra.sweep.dir=<dir>"
+            )
+        if self.seed is not None and saved.get("seed") not in (None, self.seed):
+            raise GridSweepError(
+                f"resume refused: the sweep in {sweep_dir} used seed {saved.get('seed')}, "
+                f"not hydra.sweeper.seed={self.seed}"
+            )
+        return saved
+
+    def _check_resume(self, sweep_dir: Path, saved: Any, definition: Dict[str, Any]) -> set:
+        from grid_sweeper.records import load_results
+        from hydra_plugins.hydra_grid_sweeper._records import definition_changes
+
+        changes = definition_changes(saved, definition)
+        if changes:
+            raise GridSweepError(
+                f"resume refused: the sweep definition differs from the one in {sweep_dir}:\n  "
+                + "\n  ".join(changes)
+                + "\nRerun the same command (same flags and values), or start a new sweep dir."
+            )
+        return {n for n, r in load_results(sweep_dir).items() if r.get("status") == "completed"}
+
+    def _run(
+        self, jobs: Any, numbers: Sequence[int], size: int, already_done: int, swept: List[str],
+        sweep_dir: Path,
+    ) -> List[Sequence[JobReturn]]:
+        from grid_sweeper.progress import Progress
+        from grid_sweeper.records import SweepRecorder, summarize, summary_text, write_summary
+
+        assert self.launcher is not None
+        recorder = SweepRecorder(sweep_dir, size, swept, self.max_failure_rate,
+                                 Progress(size), already_done=already_done)
+        if hasattr(self.launcher, "listener"):
+            self.launcher.listener = recorder
         returns: List[Sequence[JobReturn]] = []
-        failures: List[str] = []
-        for start in range(0, size, batch):
-            chunk = _slice(jobs, start, min(size, start + batch))
-            if start == 0:
-                self._validate(chunk[0])
-            results = self.launcher.launch(chunk, initial_job_idx=start)
-            for offset, result in enumerate(results):
-                if result.status == JobStatus.FAILED:
-                    failures.append(_failure_line(start + offset, result))
+        try:
+            batch = self.max_batch_size or max(1, len(numbers))
+            for start in range(0, len(numbers), batch):
+                if not recorder.accepting_new_jobs():
+                    break
+                chunk = numbers[start : start + batch]
+                if start == 0:
+                    self._validate(jobs.subset(chunk)[0])
+                returns.extend(self._launch(jobs, chunk, recorder))
+        finally:
+            recorder.close()
+            if hasattr(self.launcher, "listener"):
+                self.launcher.listener = None
+        recorder.write_csv()
+        summary = summarize(sweep_dir, size, maximize=self.maximize)
+        write_summary(sweep_dir, summary)
+        text = summary_text(summary)
+        log.info(text)
+        if summary["failed"] or recorder.stopped_for_failures:
+            self._finish_with_failures(summary, recorder.stopped_for_failures)
+        return returns
+
+    def _launch(self, jobs: Any, numbers: Sequence[int], recorder: Any) -> List[Sequence[JobReturn]]:
+        """Launch jobs by number, in contiguous runs unless the launcher takes explicit numbers."""
+        from hydra_plugins.hydra_grid_sweeper._records import event_of
+
+        assert self.launcher is not None
+        if getattr(self.launcher, "supports_job_numbers", False):
+            runs = [numbers]
+        else:
+            runs = _contiguous_runs(numbers)
+        returns = []
+        for run in runs:
+            if getattr(self.launcher, "supports_job_numbers", False):
+                self.launcher.job_numbers = list(run) if not isinstance(run, range) else run
+            try:
+                results = self.launcher.launch(jobs.subset(run), initial_job_idx=run[0])
+            finally:
+                if getattr(self.launcher, "supports_job_numbers", False):
+                    self.launcher.job_numbers = None
+            now = time.time()
+            for number, result in zip(run, results):
+                if not recorder.recorded(number):
+                    recorder.job_finished(event_of(number, result, now))
             returns.append(results)
-        if failures:
-            self._finish_with_failures(failures, size)
         return returns
 
     def _validate(self, overrides: List[str]) -> None:
@@ -183,24 +280,21 @@ class GridSweeper(Sweeper):
         assert self.hydra_context is not None and self.config is not None
         self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
 
-    def _finish_with_failures(self, failures: List[str], size: int) -> None:
+    def _finish_with_failures(self, summary: Dict[str, Any], stopped: bool) -> None:
         assert self.hydra_context is not None and self.config is not None
         self.hydra_context.callbacks.on_multirun_end(
             config=self.config, config_name=self.config.hydra.job.config_name
         )
-        listing = "\n".join(failures)
-        raise GridSweepFailed(f"{len(failures)} of {size} job(s) failed:\n{listing}")
-
-    def _save_definition(self, sweep_dir: Path, arguments: List[str], size: int, seed: Optional[int]) -> None:
-        definition = {
-            "strategy": self.strategy,
-            "seed": seed,
-            "num_trials": self.num_trials if self.strategy == "random_search" else None,
-            "params": self.params,
-            "arguments": list(arguments),
-            "jobs": size,
-        }
-        OmegaConf.save(OmegaConf.create(definition), sweep_dir / "grid_sweep.yaml")
+        numbers = ", ".join(f"#{failure['job']}" for failure in summary["failures"][:20])
+        more = " ..." if len(summary["failures"]) > 20 else ""
+        lines = [f"{summary['failed']} of {summary['total']} job(s) failed: {numbers}{more} "
+                 f"(errors in the summary above and in {self.config.hydra.sweep.dir}/summary.yaml)"]
+        if stopped:
+            lines.append(
+                f"Stopped launching new jobs: more than max_failure_rate={self.max_failure_rate} of "
+                f"the {summary['total']} jobs failed; {summary['not_run']} job(s) not run"
+            )
+        raise GridSweepFailed("\n".join(lines))
 
     def _print_dry_run(self, jobs: Sequence[List[str]], size: int, seed: Optional[int]) -> None:
         from hydra.core.utils import filter_overrides
@@ -214,17 +308,17 @@ class GridSweeper(Sweeper):
         print("\n".join(lines), flush=True)
 
 
-def _slice(jobs: Sequence[List[str]], start: int, stop: int) -> Sequence[List[str]]:
-    if isinstance(jobs, LazyJobs):
-        return LazyJobs(jobs.plan, jobs.keys, start, stop)
-    return list(jobs)[start:stop]
-
-
-def _failure_line(number: int, result: JobReturn) -> str:
-    error = result._return_value
-    text = f"{type(error).__name__}: {error}" if isinstance(error, BaseException) else str(error)
-    first = text.strip().splitlines()[0] if text.strip() else type(error).__name__
-    return f"  #{number} {' '.join(result.overrides or [])}: {first}"
+def _contiguous_runs(numbers: Sequence[int]) -> List[Sequence[int]]:
+    """Split job numbers into runs of consecutive numbers (a range stays one run)."""
+    if isinstance(numbers, range) and numbers.step == 1:
+        return [numbers] if len(numbers) else []
+    runs: List[List[int]] = []
+    for number in numbers:
+        if runs and runs[-1][-1] + 1 == number:
+            runs[-1].append(number)
+        else:
+            runs.append([number])
+    return runs
 
 
 def _group_checker(loader: Any) -> Any:

@@ -1,0 +1,255 @@
+"""Sweep records: results.jsonl as jobs end, results.csv and summary.yaml at the end, resume.
+
+`results.jsonl` gets one JSON object per finished job, appended, flushed and fsynced the moment
+the job ends, so a crash of the sweep process loses nothing that finished. A resumed sweep reads
+it back to skip the jobs recorded as completed.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import threading
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Dict, Optional, Sequence
+
+from grid_sweeper.events import COMPLETED, FAILED, JobEvent
+
+RESULTS_JSONL = "results.jsonl"
+RESULTS_CSV = "results.csv"
+SUMMARY_YAML = "summary.yaml"
+
+
+def _iso(timestamp: Optional[float]) -> Optional[str]:
+    if timestamp is None:
+        return None
+    return datetime.fromtimestamp(timestamp, tz=timezone.utc).isoformat()
+
+
+def jsonable(value: Any) -> Any:
+    """JSON-able values as they are; numpy scalars as numbers; anything else as its repr."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else repr(value)
+    item = getattr(value, "item", None)
+    if callable(item) and getattr(value, "shape", None) == ():
+        return jsonable(item())
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, dict) and all(isinstance(k, str) for k in value):
+        return {k: jsonable(v) for k, v in value.items()}
+    return repr(value)
+
+
+def one_line(text: str, limit: int = 300) -> str:
+    """The first non-empty line of an error text (launchers put the reason first), shortened."""
+    lines = [line.strip() for line in str(text).strip().splitlines() if line.strip()]
+    line = lines[0] if lines else ""
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+def record_of(event: JobEvent) -> Dict[str, Any]:
+    """The results.jsonl object of a finished job."""
+    return {
+        "job": event.number,
+        "overrides": list(event.overrides),
+        "status": event.status,
+        "return_value": jsonable(event.return_value) if event.status == COMPLETED else None,
+        "error": one_line(event.error) if event.status == FAILED else "",
+        "start": _iso(event.start),
+        "end": _iso(event.end),
+        "duration": round(event.duration, 6) if event.duration is not None else None,
+        "job_id": event.job_id,
+        "output_dir": event.output_dir,
+        "logs": dict(event.logs),
+    }
+
+
+def load_results(sweep_dir: Path) -> Dict[int, Dict[str, Any]]:
+    """Job number -> its last record in results.jsonl (a torn last line is ignored)."""
+    path = Path(sweep_dir) / RESULTS_JSONL
+    records: Dict[int, Dict[str, Any]] = {}
+    if not path.exists():
+        return records
+    with open(path, encoding="utf-8") as lines:
+        for line in lines:
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(record, dict) and isinstance(record.get("job"), int):
+                records[record["job"]] = record
+    return records
+
+
+def split_override(line: str) -> tuple:
+    key, _, value = line.partition("=")
+    return key.lstrip("+~"), value
+
+
+class SweepRecorder:
+    """A JobListener that writes the records and feeds the progress display."""
+
+    def __init__(
+        self,
+        sweep_dir: Path,
+        total: int,
+        swept_keys: Sequence[str] = (),
+        max_failure_rate: float = 1.0,
+        progress: Any = None,
+        already_done: int = 0,
+    ) -> None:
+        if not 0 <= max_failure_rate <= 1:
+            raise ValueError(f"max_failure_rate must lie in 0..1, got {max_failure_rate}")
+        self.sweep_dir = Path(sweep_dir)
+        self.sweep_dir.mkdir(parents=True, exist_ok=True)
+        self.total = total
+        self.swept_keys = list(swept_keys)
+        self.max_failure_rate = max_failure_rate
+        self.progress = progress
+        self.records: Dict[int, Dict[str, Any]] = {}
+        self.running: Dict[int, JobEvent] = {}
+        self.failed = 0
+        self.already_done = already_done
+        self.stopped_for_failures = False
+        self._lock = threading.Lock()
+        self._file = open(self.sweep_dir / RESULTS_JSONL, "a", encoding="utf-8")
+
+    # -- JobListener ---------------------------------------------------------------------------
+    def job_started(self, event: JobEvent) -> None:
+        with self._lock:
+            self.running[event.number] = event
+            self._show()
+
+    def job_finished(self, event: JobEvent) -> None:
+        record = record_of(event)
+        with self._lock:
+            if event.number in self.records:
+                return
+            self.running.pop(event.number, None)
+            self.records[event.number] = record
+            self.failed += event.status == FAILED
+            self._file.write(json.dumps(record) + "\n")
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            if self.failed > self.max_failure_rate * self.total and not self.stopped_for_failures:
+                self.stopped_for_failures = True
+            if self.progress is not None:
+                self.progress.job_finished(record, self._counts())
+            self._show()
+
+    def accepting_new_jobs(self) -> bool:
+        return not self.stopped_for_failures
+
+    # -- state ---------------------------------------------------------------------------------
+    def _counts(self) -> Dict[str, int]:
+        return {
+            "done": len(self.records) + self.already_done,
+            "running": len(self.running),
+            "failed": self.failed,
+            "total": self.total,
+        }
+
+    def _show(self) -> None:
+        if self.progress is not None:
+            self.progress.update(self._counts())
+
+    def recorded(self, number: int) -> bool:
+        with self._lock:
+            return number in self.records
+
+    def close(self) -> None:
+        with self._lock:
+            if not self._file.closed:
+                self._file.close()
+        if self.progress is not None:
+            self.progress.close()
+
+    # -- end of sweep --------------------------------------------------------------------------
+    def write_csv(self) -> Path:
+        """results.csv: one column per swept flag, then status, return value, duration."""
+        records = sorted(load_results(self.sweep_dir).values(), key=lambda r: r["job"])
+        path = self.sweep_dir / RESULTS_CSV
+        keys = self.swept_keys or sorted({split_override(o)[0] for r in records for o in r["overrides"]})
+        with open(path, "w", newline="", encoding="utf-8") as out:
+            writer = csv.writer(out)
+            writer.writerow(["job", *keys, "status", "return_value", "duration", "error"])
+            for record in records:
+                values = dict(split_override(o) for o in record["overrides"])
+                result = record.get("return_value")
+                shown = json.dumps(result) if isinstance(result, (list, dict)) else result
+                writer.writerow([
+                    record["job"],
+                    *[values.get(k, "") for k in keys],
+                    record["status"],
+                    "" if result is None else shown,
+                    record.get("duration"),
+                    record.get("error", ""),
+                ])
+        return path
+
+
+def is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def summarize(sweep_dir: Path, total: int, maximize: bool = False, best: int = 5) -> Dict[str, Any]:
+    """The sweep's summary from results.jsonl: counts, best jobs, failed jobs."""
+    records = sorted(load_results(sweep_dir).values(), key=lambda r: r["job"])
+    completed = [r for r in records if r["status"] == COMPLETED]
+    failed = [r for r in records if r["status"] == FAILED]
+    scored = [r for r in completed if is_number(r.get("return_value"))]
+    scored.sort(key=lambda r: r["return_value"], reverse=maximize)
+    return {
+        "total": total,
+        "completed": len(completed),
+        "failed": len(failed),
+        "not_run": total - len(records),
+        "objective": "maximize" if maximize else "minimize",
+        "best": [
+            {"job": r["job"], "return_value": r["return_value"], "overrides": r["overrides"]}
+            for r in scored[:best]
+        ],
+        "failures": [
+            {
+                "job": r["job"],
+                "overrides": r["overrides"],
+                "error": r.get("error", ""),
+                "log": (r.get("logs") or {}).get("stderr") or r.get("output_dir", ""),
+            }
+            for r in failed
+        ],
+    }
+
+
+def summary_text(summary: Dict[str, Any]) -> str:
+    """The summary as the lines printed at the end of a sweep."""
+    lines = [
+        f"Sweep summary: {summary['completed']} completed, {summary['failed']} failed"
+        + (f", {summary['not_run']} not run" if summary["not_run"] else "")
+        + f" of {summary['total']}"
+    ]
+    if summary["best"]:
+        word = "highest" if summary["objective"] == "maximize" else "lowest"
+        lines.append(f"Best jobs ({word} return value):")
+        for entry in summary["best"]:
+            lines.append(f"  #{entry['job']} {entry['return_value']!r:<12} {' '.join(entry['overrides'])}")
+    if summary["failures"]:
+        lines.append("Failed jobs:")
+        for entry in summary["failures"]:
+            lines.append(f"  #{entry['job']} {' '.join(entry['overrides'])}: {entry['error']}")
+            if entry["log"]:
+                lines.append(f"      log: {entry['log']}")
+    return "\n".join(lines)
+
+
+def write_summary(sweep_dir: Path, summary: Dict[str, Any]) -> Path:
+    """summary.yaml: the summary, as YAML."""
+    import yaml
+
+    path = Path(sweep_dir) / SUMMARY_YAML
+    path.write_text(yaml.safe_dump(summary, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    return path
