@@ -30,10 +30,12 @@ def _iso(timestamp: Optional[float]) -> Optional[str]:
 
 def jsonable(value: Any) -> Any:
     """JSON-able values as they are; numpy scalars as numbers; anything else as its repr."""
-    if value is None or isinstance(value, (bool, int, str)):
+    if value is None or isinstance(value, bool):
         return value
+    if isinstance(value, (int, str)):
+        return int(value) if isinstance(value, int) else str(value)
     if isinstance(value, float):
-        return value if math.isfinite(value) else repr(value)
+        return float(value) if math.isfinite(value) else repr(float(value))
     item = getattr(value, "item", None)
     if callable(item) and getattr(value, "shape", None) == ():
         return jsonable(item())

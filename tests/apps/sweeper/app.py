@@ -32,7 +32,14 @@ def main(cfg: Any) -> float:
     with open(os.path.join(out, "received.json"), "w") as f:
         json.dump(received, f)
     if cfg.get("fail_on_beta") is not None and cfg.get("beta") == cfg.fail_on_beta:
-        raise RuntimeError(f"beta={cfg.beta} is cursed")
+        marker = os.environ.get("FAIL_MARKER")  # when set, fail only while this file exists
+        if marker is None or os.path.exists(marker):
+            raise RuntimeError(f"beta={cfg.beta} is cursed")
+    delay = float(os.environ.get("JOB_SLEEP", "0"))
+    if delay:
+        import time
+
+        time.sleep(delay)
     return float(cfg.get("alpha", 0.0))
 
 

@@ -1,0 +1,126 @@
+"""The engine's sweep records: results.jsonl, results.csv, summary, progress lines."""
+import csv
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from grid_sweeper.events import COMPLETED, FAILED, JobEvent
+from grid_sweeper.progress import Progress
+from grid_sweeper.records import (
+    RESULTS_JSONL,
+    SweepRecorder,
+    jsonable,
+    load_results,
+    summarize,
+    summary_text,
+    write_summary,
+)
+
+
+def event(number: int, value: object = None, failed: bool = False, a: object = 1) -> JobEvent:
+    return JobEvent(
+        number=number, overrides=[f"a={a}", f"b={number}"], status=FAILED if failed else COMPLETED,
+        job_id=str(1000 + number), output_dir=f"/out/{number}", start=100.0, end=101.5,
+        return_value=value, error="ValueError: bad\nmore lines" if failed else "",
+        logs={"stderr": f"/out/{number}/stderr.log"},
+    )
+
+
+def test_each_finished_job_is_on_disk_at_once(tmp_path: Path) -> None:
+    recorder = SweepRecorder(tmp_path, total=3, swept_keys=["a", "b"])
+    recorder.job_finished(event(0, 0.5))
+    # readable by another process before close: flushed line by line
+    lines = (tmp_path / RESULTS_JSONL).read_text().splitlines()
+    assert len(lines) == 1
+    record = json.loads(lines[0])
+    assert record["job"] == 0 and record["status"] == "completed" and record["return_value"] == 0.5
+    assert record["duration"] == 1.5 and record["job_id"] == "1000" and record["output_dir"] == "/out/0"
+    assert record["start"].startswith("1970-01-01T00:01:40")
+    recorder.job_finished(event(1, failed=True))
+    recorder.job_finished(event(1, failed=True))  # a second report of the same job is ignored
+    recorder.close()
+    records = load_results(tmp_path)
+    assert sorted(records) == [0, 1]
+    assert records[1]["error"] == "ValueError: bad" and records[1]["return_value"] is None
+
+
+def test_torn_last_line_is_ignored(tmp_path: Path) -> None:
+    (tmp_path / RESULTS_JSONL).write_text('{"job": 0, "status": "completed"}\n{"job": 1, "sta')
+    assert list(load_results(tmp_path)) == [0]
+
+
+def test_jsonable_values() -> None:
+    assert jsonable(np.float64(0.25)) == 0.25 and type(jsonable(np.float64(0.25))) is float
+    assert jsonable(np.int32(3)) == 3
+    assert jsonable({"loss": 1.0, "acc": [1, 2]}) == {"loss": 1.0, "acc": [1, 2]}
+    assert jsonable(float("nan")) == "nan"
+    assert jsonable(object).startswith("<class")
+    assert jsonable(np.zeros(2)).startswith("array(")
+
+
+def test_csv_has_one_column_per_swept_flag(tmp_path: Path) -> None:
+    recorder = SweepRecorder(tmp_path, total=2, swept_keys=["a", "b"])
+    recorder.job_finished(event(1, failed=True, a="x"))
+    recorder.job_finished(event(0, {"loss": 1}, a="y"))
+    recorder.close()
+    rows = list(csv.DictReader(io.StringIO(recorder.write_csv().read_text())))
+    assert [r["job"] for r in rows] == ["0", "1"]
+    assert list(rows[0]) == ["job", "a", "b", "status", "return_value", "duration", "error"]
+    assert rows[0]["a"] == "y" and rows[0]["return_value"] == '{"loss": 1}' and rows[1]["status"] == "failed"
+
+
+@pytest.mark.parametrize("maximize, best", [(False, [2, 0, 3]), (True, [3, 0, 2])])
+def test_summary_best_jobs(tmp_path: Path, maximize: bool, best: list) -> None:
+    recorder = SweepRecorder(tmp_path, total=5)
+    for number, value in [(0, 0.5), (2, 0.1), (3, 0.9), (4, "n/a")]:
+        recorder.job_finished(event(number, value))
+    recorder.job_finished(event(1, failed=True))
+    recorder.close()
+    summary = summarize(tmp_path, total=5, maximize=maximize, best=3)
+    assert (summary["completed"], summary["failed"], summary["not_run"]) == (4, 1, 0)
+    assert [b["job"] for b in summary["best"]] == best
+    assert summary["failures"][0]["log"] == "/out/1/stderr.log"
+    write_summary(tmp_path, summary)
+    assert yaml.safe_load((tmp_path / "summary.yaml").read_text()) == summary
+    text = summary_text(summary)
+    assert "4 completed, 1 failed of 5" in text and "#1 a=1 b=1: ValueError: bad" in text
+
+
+def test_failure_rate_guard(tmp_path: Path) -> None:
+    recorder = SweepRecorder(tmp_path, total=10, max_failure_rate=0.2)
+    recorder.job_finished(event(0, failed=True))
+    recorder.job_finished(event(1, failed=True))
+    assert recorder.accepting_new_jobs()  # 2 of 10 is not more than 0.2
+    recorder.job_finished(event(2, failed=True))
+    assert not recorder.accepting_new_jobs()
+    recorder.close()
+
+
+def test_plain_progress_lines_without_control_characters(tmp_path: Path) -> None:
+    stream = io.StringIO()
+    recorder = SweepRecorder(tmp_path, total=2, progress=Progress(2, stream=stream))
+    recorder.job_started(event(0))
+    recorder.job_finished(event(0, 1.0))
+    recorder.job_finished(event(1, failed=True))
+    recorder.close()
+    lines = stream.getvalue().splitlines()
+    assert lines[0].startswith("[sweep] job #0 completed in 1.5s | 1/2 done, 0 running, 0 failed")
+    assert lines[1].startswith("[sweep] job #1 failed in 1.5s: ValueError: bad | 2/2 done, 0 running, 1 failed")
+    assert "\x1b" not in stream.getvalue() and "\r" not in stream.getvalue()
+
+
+def test_live_progress_on_a_terminal() -> None:
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    stream = Terminal()
+    progress = Progress(4, stream=stream)
+    assert progress.live
+    progress.update({"done": 1, "running": 2, "failed": 0, "total": 4})
+    progress.close()
+    assert "1/4 done, 2 running, 0 failed" in stream.getvalue()

@@ -1,0 +1,97 @@
+"""Sweep records end to end: the test app in a subprocess, as a user runs it."""
+import csv
+import json
+from pathlib import Path
+from typing import Any, Dict, List
+
+import yaml
+from sweep_helpers import APPS, run_app
+
+APP = APPS / "sweeper" / "app.py"
+
+
+def sweep(tmp_path: Path, sweep_dir: Path, *args: str, env: Any = None) -> Any:
+    return run_app(APP, ["-m", "hydra/sweeper=grid", f"hydra.sweep.dir={sweep_dir}", *args], tmp_path, env)
+
+
+def results(sweep_dir: Path) -> List[Dict[str, Any]]:
+    return [json.loads(line) for line in (sweep_dir / "results.jsonl").read_text().splitlines()]
+
+
+def test_mixed_sweep_table_progress_and_summary(tmp_path: Path) -> None:
+    sweep_dir = tmp_path / "s"
+    proc = sweep(tmp_path, sweep_dir, "beta=[1,2,3]", "alpha=[0.5,0.1]", "fail_on_beta=2")
+    assert proc.returncode != 0
+    table = results(sweep_dir)
+    assert [r["job"] for r in table] == list(range(6))
+    assert [r["status"] for r in table] == ["completed"] * 2 + ["failed"] * 2 + ["completed"] * 2
+    assert [r["return_value"] for r in table] == [0.5, 0.1, None, None, 0.5, 0.1]
+    assert table[2]["error"] == "RuntimeError: beta=2 is cursed"
+    assert table[3]["overrides"] == ["beta=2", "alpha=0.1", "fail_on_beta=2"]
+    assert all(Path(r["output_dir"]) == sweep_dir / str(r["job"]) for r in table)
+    rows = list(csv.DictReader((sweep_dir / "results.csv").open()))
+    assert [(r["beta"], r["alpha"], r["status"]) for r in rows][:3] == [
+        ("1", "0.5", "completed"), ("1", "0.1", "completed"), ("2", "0.5", "failed")]
+    # not a terminal: one plain line per finished job, no control characters
+    progress = [line for line in proc.stderr.splitlines() if line.startswith("[sweep] job #")]
+    assert len(progress) == 6 and "\x1b" not in proc.stderr
+    assert progress[2].startswith("[sweep] job #2 failed: RuntimeError: beta=2 is cursed | 3/6 done")
+    summary = yaml.safe_load((sweep_dir / "summary.yaml").read_text())
+    assert (summary["completed"], summary["failed"]) == (4, 2)
+    assert [b["return_value"] for b in summary["best"]] == [0.1, 0.1, 0.5, 0.5]
+    assert [f["job"] for f in summary["failures"]] == [2, 3]
+    output = proc.stdout + proc.stderr
+    assert "Sweep summary: 4 completed, 2 failed of 6" in output
+    assert "Best jobs (lowest return value):" in output
+
+
+def test_maximize_flips_the_best_jobs(tmp_path: Path) -> None:
+    sweep_dir = tmp_path / "s"
+    proc = sweep(tmp_path, sweep_dir, "alpha=[0.5,0.1,0.9]", "hydra.sweeper.maximize=true")
+    assert proc.returncode == 0, proc.stderr
+    summary = yaml.safe_load((sweep_dir / "summary.yaml").read_text())
+    assert [b["return_value"] for b in summary["best"]] == [0.9, 0.5, 0.1]
+    assert "Best jobs (highest return value):" in proc.stdout + proc.stderr
+
+
+def test_resume_reruns_failed_jobs_only_and_keeps_numbers(tmp_path: Path) -> None:
+    sweep_dir, marker = tmp_path / "s", tmp_path / "cursed"
+    marker.write_text("")
+    args = ["beta=[1,2,3]", "alpha=uniform(0,1,2)", "fail_on_beta=2"]
+    first = sweep(tmp_path, sweep_dir, *args, env={"FAIL_MARKER": str(marker)})
+    assert first.returncode != 0
+    marker.unlink()  # the cause of the failures is fixed
+    second = sweep(tmp_path, sweep_dir, *args, "hydra.sweeper.resume=true", env={"FAIL_MARKER": str(marker)})
+    assert second.returncode == 0, second.stderr
+    table = results(sweep_dir)
+    completed = [r["job"] for r in table if r["status"] == "completed"]
+    assert sorted(completed) == list(range(6))  # every job completed exactly once
+    rerun = [r for r in table[6:]]
+    assert [r["job"] for r in rerun] == [2, 3]
+    first_overrides = {r["job"]: r["overrides"] for r in table[:6]}
+    assert all(r["overrides"] == first_overrides[r["job"]] for r in rerun)  # same seed, same values
+    assert "resuming: 4 already completed" in second.stdout + second.stderr
+
+
+def test_resume_refuses_a_changed_definition(tmp_path: Path) -> None:
+    sweep_dir = tmp_path / "s"
+    assert sweep(tmp_path, sweep_dir, "beta=[1,2,3]", "alpha=0.5").returncode == 0
+    proc = sweep(tmp_path, sweep_dir, "beta=[1,2]", "alpha=0.5", "hydra.sweeper.resume=true")
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert "resume refused" in proc.stderr
+    assert "flag beta was '[1,2,3]', now '[1,2]'" in proc.stderr
+    assert len(results(sweep_dir)) == 3  # nothing ran
+    proc = sweep(tmp_path, tmp_path / "empty", "beta=[1,2]", "hydra.sweeper.resume=true")
+    assert proc.returncode != 0 and "no grid sweep to resume" in proc.stderr
+
+
+def test_failure_rate_guard_stops_launching(tmp_path: Path) -> None:
+    sweep_dir = tmp_path / "s"
+    proc = sweep(tmp_path, sweep_dir, "beta=[2,2,2,3,3,3,3,3,3,3]", "fail_on_beta=2",
+                 "hydra.sweeper.max_failure_rate=0.2", "hydra.sweeper.max_batch_size=1")
+    assert proc.returncode != 0
+    table = results(sweep_dir)
+    assert [r["status"] for r in table] == ["failed"] * 3  # 3 of 10 > 0.2: nothing more launched
+    assert "Stopped launching new jobs" in proc.stderr and "7 job(s) not run" in proc.stderr
+    summary = yaml.safe_load((sweep_dir / "summary.yaml").read_text())
+    assert summary["not_run"] == 7
