@@ -176,7 +176,7 @@ class GridSweeper(Sweeper):
         done = self._check_resume(sweep_dir, saved, definition) if self.resume else set()
         sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
-        from hydra_plugins.hydra_grid_sweeper._records import save_definition
+        from grid_sweeper.definition import save_definition
 
         save_definition(sweep_dir, definition)
         seed_note = f", seed {seed} (rerun with hydra.sweeper.seed={seed})" if seed is not None else ""
@@ -187,7 +187,7 @@ class GridSweeper(Sweeper):
         return self._run(jobs, numbers, size, len(done), swept, sweep_dir)
 
     def _saved_definition(self, sweep_dir: Path) -> Dict[str, Any]:
-        from hydra_plugins.hydra_grid_sweeper._records import load_definition
+        from grid_sweeper.definition import load_definition
 
         saved = load_definition(sweep_dir)
         if saved is None:
@@ -203,8 +203,8 @@ class GridSweeper(Sweeper):
         return saved
 
     def _check_resume(self, sweep_dir: Path, saved: Any, definition: Dict[str, Any]) -> set:
+        from grid_sweeper.definition import definition_changes
         from grid_sweeper.records import load_results
-        from hydra_plugins.hydra_grid_sweeper._records import definition_changes
 
         changes = definition_changes(saved, definition)
         if changes:

@@ -1,0 +1,295 @@
+"""`gridsweep`: the Grid sweep syntax for any script that takes --flags.
+
+    gridsweep run main.py --alpha "uniform(1e-5, 1e-1, 3)" --beta "[1, 2, 3, 4]"
+    gridsweep run --strategy random_search --num_trials 3 main.py --alpha "uniform(1e-5, 1e-1)"
+    gridsweep run --launcher slurm --partition gpu --gpus_per_node 1 ./train.sh --lr "[0.1, 0.01]"
+
+Options before the script belong to gridsweep; everything after the script is the script's.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
+
+from grid_sweeper.errors import GridExpressionError
+from grid_sweeper.strategies import STRATEGIES
+
+log = logging.getLogger("gridsweep")
+
+EPILOG = """\
+flag values (after the script):
+  --flag value and --flag=value both work. A flag followed by another flag (or nothing) is a
+  toggle: passed through unchanged, never swept. Sweeps: lists [1, 2, 3], range(1, 10, 2),
+  distributions NAME(params..., n) such as uniform(1e-5, 1e-1, 3) or loguniform(1e-5, 1e-1)
+  (no count: a fresh draw per trial in random_search). Anything else reaches the script
+  exactly as typed ('bert' arrives as bert, 1e-2 as 1e-2). Each job is an argv list, never a
+  shell string: no value is ever executed.
+
+records (in --sweep_dir): grid_sweep.yaml, results.jsonl (one line as each job ends),
+  results.csv, summary.yaml; per job <n>/command.txt, stdout.log, stderr.log, exit_code.
+  A job's return value is the last line of its stdout when that is a number or a JSON object,
+  else its exit code.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gridsweep", description="Grid sweeps for any script that takes --flags.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser(
+        "run", help="run a sweep", description=__doc__.split("\n\n")[0] + "\n\n" + __doc__.split("\n\n")[1],
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sweep = run.add_argument_group("sweep")
+    sweep.add_argument("--strategy", choices=STRATEGIES, default="grid_search",
+                       help="grid_search: every combination; random_search: --num_trials of them; none: one job, "
+                            "flags untouched (default: grid_search)")
+    sweep.add_argument("--num_trials", type=int, default=10, help="combinations random_search picks (default 10)")
+    sweep.add_argument("--seed", type=int, default=None, help="fixes every draw (default: chosen and printed)")
+    sweep.add_argument("--dry-run", "--dry_run", dest="dry_run", action="store_true",
+                       help="print the command lines that would run; run nothing")
+    sweep.add_argument("--sweep_dir", default=None, help="where records and job dirs go "
+                                                          "(default gridsweep_runs/<date>_<time>)")
+    sweep.add_argument("--resume", action="store_true", help="rerun in --sweep_dir: skip completed jobs")
+    sweep.add_argument("--maximize", action="store_true", help="best jobs have the highest value (default lowest)")
+    sweep.add_argument("--max_failure_rate", type=float, default=1.0,
+                       help="stop launching once more than this fraction of jobs failed (default 1: never)")
+    launch = run.add_argument_group("launcher")
+    launch.add_argument("--launcher", choices=("local", "slurm"), default="local")
+    launch.add_argument("--timeout_min", type=float, default=None, help="per job (slurm default 60)")
+    launch.add_argument("--max_parallel", type=int, default=None,
+                        help="local: jobs at once (default: GPU sets, else CPUs)")
+    launch.add_argument("--gpus", default=None, help="local: comma-separated GPU ids (default: detect)")
+    launch.add_argument("--gpus_per_job", type=int, default=0, help="local: GPUs per job (default 0)")
+    launch.add_argument("--partition", default=None, help="slurm: partition")
+    launch.add_argument("--gpus_per_node", type=int, default=None, help="slurm: GPUs per job's node")
+    launch.add_argument("--cpus_per_task", type=int, default=None, help="slurm: CPUs per task")
+    launch.add_argument("--mem_gb", type=float, default=None, help="slurm: memory per node in GB")
+    launch.add_argument("--array_parallelism", type=int, default=256, help="slurm: array elements at once")
+    launch.add_argument("--account", default=None, help="slurm: account")
+    launch.add_argument("--qos", default=None, help="slurm: QOS")
+    run.add_argument("script", help="a .py file (run with this Python) or any executable")
+    run.add_argument("script_args", nargs=argparse.REMAINDER, help="the script's own arguments")
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="[%(name)s] %(message)s", stream=sys.stderr)
+    args = build_parser().parse_args(argv)
+    try:
+        return run_sweep(args)
+    except GridExpressionError as error:
+        print(f"gridsweep: {error}", file=sys.stderr)
+        return 2
+    except SweepSetupError as error:
+        print(f"gridsweep: {error}", file=sys.stderr)
+        return 2
+
+
+class SweepSetupError(Exception):
+    """The sweep cannot start: bad options, a missing script, a refused resume."""
+
+
+def script_command(script: str) -> List[str]:
+    """How to start the script: .py with this interpreter, anything else as it is."""
+    if script.endswith(".py"):
+        if not Path(script).is_file():
+            raise SweepSetupError(f"no such script: {script}")
+        return [sys.executable, script]
+    path = Path(script)
+    if path.exists() and not os.access(path, os.X_OK):
+        raise SweepSetupError(f"{script} is not executable: chmod +x it, or run it through its interpreter")
+    return [script]
+
+
+def run_sweep(args: argparse.Namespace) -> int:
+    from grid_sweeper.script_flags import Option, job_argv, literal_argv, parse_script_args
+
+    command = script_command(args.script)
+    tokens = parse_script_args(args.script_args)
+    options = [t for t in tokens if isinstance(t, Option)]
+    swept = [t for t in options if t.is_sweep]
+    sweep_dir = Path(args.sweep_dir or time.strftime("gridsweep_runs/%Y-%m-%d_%H-%M-%S"))
+    saved = _saved_definition(sweep_dir, args) if args.resume else None
+    if saved is not None and args.seed is None:
+        args.seed = saved.get("seed")
+    plan = None if args.strategy == "none" else _plan(swept, args)
+    size = 1 if plan is None else plan.size
+    seed = None if plan is None else plan.seed
+
+    def argv_of(number: int) -> List[str]:
+        if plan is None:
+            return command + literal_argv(args.script_args)
+        return command + job_argv(tokens, dict(plan[number]))
+
+    def overrides_of(number: int) -> List[str]:
+        from grid_sweeper.script_flags import format_value
+
+        if plan is None:
+            return [f"{t.name}={t.text}" for t in swept]
+        return [f"{name}={format_value(value)}" for name, value in plan[number]]
+
+    if args.dry_run:
+        _print_dry_run(argv_of, size, args.strategy, seed, tokens)
+        return 0
+    definition = {
+        "command": [args.script],
+        "strategy": args.strategy,
+        "seed": seed,
+        "num_trials": args.num_trials if args.strategy == "random_search" else None,
+        "flags": [f"{t.name}={t.text}" for t in options] + [t.text for t in tokens if not isinstance(t, Option)],
+        "jobs": size,
+    }
+    done = _check_resume(sweep_dir, saved, definition) if saved is not None else set()
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    from grid_sweeper.definition import save_definition
+
+    save_definition(sweep_dir, definition)
+    seed_note = f", seed {seed} (rerun with --seed {seed})" if seed is not None else ""
+    log.info(f"{size} job(s), strategy {args.strategy}{seed_note}, records in {sweep_dir}"
+             + (f", resuming: {len(done)} already completed" if args.resume else ""))
+    numbers = [n for n in range(size) if n not in done]
+    jobs = [(n, argv_of(n), overrides_of(n)) for n in numbers]
+    return _launch_and_report(jobs, size, len(done), [t.name for t in swept], sweep_dir, args)
+
+
+def _plan(swept: List[Any], args: argparse.Namespace) -> Any:
+    from grid_sweeper.seeding import new_seed
+    from grid_sweeper.space import Flag, SearchSpace
+    from grid_sweeper.strategies import grid_search, random_search
+
+    seed = args.seed if args.seed is not None else new_seed()
+    try:
+        space = SearchSpace([Flag(t.name, t.expression) for t in swept], seed)
+    except ValueError as error:
+        raise SweepSetupError(str(error)) from None
+    if args.strategy == "random_search":
+        if args.num_trials < 1:
+            raise SweepSetupError(f"--num_trials must be a positive int, got {args.num_trials}")
+        return random_search(space, args.num_trials)
+    return grid_search(space)
+
+
+def _print_dry_run(argv_of: Any, size: int, strategy: str, seed: Optional[int], tokens: List[Any]) -> None:
+    from grid_sweeper.script_flags import Passthrough
+
+    limit = 1000
+    print(f"Dry run: {size} job(s), strategy {strategy}, seed {seed}")
+    for number in range(min(size, limit)):
+        print(f"#{number} : {shlex.join(argv_of(number))}")
+    if size > limit:
+        print(f"... and {size - limit} more job(s)")
+    toggles = [t.text for t in tokens if isinstance(t, Passthrough) and t.toggle]
+    if toggles:
+        print(f"toggles passed through unchanged (never swept): {' '.join(toggles)}")
+    print(f"{size} job(s), strategy {strategy}, seed {seed}; nothing run (dry run)")
+
+
+def _saved_definition(sweep_dir: Path, args: argparse.Namespace) -> Dict[str, Any]:
+    from grid_sweeper.definition import load_definition
+
+    if args.sweep_dir is None:
+        raise SweepSetupError("--resume needs --sweep_dir <the sweep's dir>")
+    saved = load_definition(sweep_dir)
+    if saved is None:
+        raise SweepSetupError(f"--resume: {sweep_dir} holds no sweep to resume (no grid_sweep.yaml)")
+    if args.seed is not None and saved.get("seed") not in (None, args.seed):
+        raise SweepSetupError(f"resume refused: the sweep in {sweep_dir} used seed {saved.get('seed')}, "
+                              f"not --seed {args.seed}")
+    return saved
+
+
+def _check_resume(sweep_dir: Path, saved: Dict[str, Any], definition: Dict[str, Any]) -> set:
+    from grid_sweeper.definition import definition_changes
+    from grid_sweeper.records import load_results
+
+    changes = definition_changes(saved, definition)
+    if changes:
+        raise SweepSetupError(f"resume refused: the sweep definition differs from the one in {sweep_dir}:\n  "
+                              + "\n  ".join(changes))
+    return {n for n, r in load_results(sweep_dir).items() if r.get("status") == "completed"}
+
+
+def _launch_and_report(
+    jobs: List[Any], size: int, already_done: int, swept: List[str], sweep_dir: Path, args: argparse.Namespace
+) -> int:
+    from grid_sweeper.progress import Progress
+    from grid_sweeper.records import SweepRecorder, summarize, summary_text, write_summary
+    from grid_sweeper.script_metrics import MetricListener
+
+    recorder = SweepRecorder(sweep_dir, size, swept, args.max_failure_rate, Progress(size),
+                             already_done=already_done)
+    listener = MetricListener(recorder)
+    for number, argv, _ in jobs:
+        job_dir = sweep_dir / str(number)
+        job_dir.mkdir(parents=True, exist_ok=True)
+        (job_dir / "command.txt").write_text(shlex.join(argv) + "\n", encoding="utf-8")
+    interrupted = False
+    try:
+        if args.launcher == "slurm":
+            interrupted = _run_slurm(jobs, sweep_dir, listener, args)
+        else:
+            interrupted = _run_local(jobs, sweep_dir, listener, args)
+    finally:
+        recorder.close()
+    recorder.write_csv()
+    summary = summarize(sweep_dir, size, maximize=args.maximize)
+    write_summary(sweep_dir, summary)
+    print(summary_text(summary), file=sys.stderr)
+    if recorder.stopped_for_failures:
+        print(f"gridsweep: stopped launching new jobs: more than max_failure_rate={args.max_failure_rate} "
+              f"of the {size} jobs failed", file=sys.stderr)
+    if interrupted:
+        return 130
+    return 1 if summary["failed"] or summary["not_run"] else 0
+
+
+def _run_local(jobs: List[Any], sweep_dir: Path, listener: Any, args: argparse.Namespace) -> bool:
+    from grid_sweeper.launch.local import Interrupted, JobSpec, LocalPool
+
+    gpus = [g.strip() for g in args.gpus.split(",") if g.strip()] if args.gpus else None
+    pool = LocalPool(
+        max_parallel=args.max_parallel, gpus=gpus, gpus_per_job=args.gpus_per_job,
+        timeout_s=args.timeout_min * 60 if args.timeout_min else None, listener=listener,
+    )
+    specs = [JobSpec(number=n, argv=argv, output_dir=str(sweep_dir / str(n)), overrides=overrides,
+                     cwd=os.getcwd(), label=f"job #{n}") for n, argv, overrides in jobs]
+    try:
+        results = pool.run(specs)
+        interrupted = False
+    except Interrupted as stop:
+        results, interrupted = stop.results, True
+    for result in results:
+        if result.returncode is not None:
+            Path(result.spec.output_dir, "exit_code").write_text(f"{result.returncode}\n")
+    return interrupted
+
+
+def _run_slurm(jobs: List[Any], sweep_dir: Path, listener: Any, args: argparse.Namespace) -> bool:
+    from grid_sweeper.launch.slurm import SlurmOptions, SlurmRunner, command_task
+
+    options = SlurmOptions(
+        folder=str(sweep_dir / ".submitit" / "%j"), name="gridsweep", partition=args.partition,
+        timeout_min=int(args.timeout_min or 60), gpus_per_node=args.gpus_per_node,
+        cpus_per_task=args.cpus_per_task, mem_gb=args.mem_gb, array_parallelism=args.array_parallelism,
+        account=args.account, qos=args.qos, python=sys.executable,
+    )
+    tasks = []
+    for number, argv, overrides in jobs:
+        task = command_task(argv, number=number, cwd=os.getcwd())
+        task.overrides = overrides
+        tasks.append(task)
+    try:
+        SlurmRunner(options, listener=listener).run(tasks)
+    except KeyboardInterrupt:
+        return True
+    return False
+
+
+if __name__ == "__main__":
+    sys.exit(main())
