@@ -6,8 +6,9 @@ draws a fresh value per trial.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
-from decimal import Decimal
+from fractions import Fraction
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 from grid_sweeper import distributions, seeding
@@ -41,18 +42,17 @@ class RangeValues:
 
     @property
     def size(self) -> int:
+        # Exact for any magnitude: len(range(...)) overflows beyond sys.maxsize, and Decimal
+        # division rounds to 28 digits. Floats count as the decimals they print as (0.1 is 1/10).
         if not self.is_float:
-            return len(range(self.start, self.stop, self.step))  # type: ignore[arg-type]
-        start, stop, step = (Decimal(repr(x)) for x in (self.start, self.stop, self.step))
-        count = (stop - start) / step
-        whole = int(count.to_integral_value(rounding="ROUND_CEILING"))
-        return max(0, whole)
+            return max(0, -((self.start - self.stop) // self.step))  # ceil((stop - start) / step)
+        start, stop, step = (_exact(x) for x in (self.start, self.stop, self.step))
+        return max(0, math.ceil((stop - start) / step))
 
     def __getitem__(self, index: int) -> Union[int, float]:
         if not self.is_float:
             return self.start + index * self.step  # type: ignore[return-value]
-        start, step = Decimal(repr(self.start)), Decimal(repr(self.step))
-        return float(start + index * step)
+        return float(_exact(self.start) + index * _exact(self.step))
 
 
 @dataclass(frozen=True)
@@ -77,6 +77,10 @@ class Distribution:
 
     def __hash__(self) -> int:
         return hash((self.name, repr(self.args), repr(sorted(self.kwargs.items())), self.count))
+
+
+def _exact(value: Union[int, float]) -> Fraction:
+    return Fraction(repr(value)) if isinstance(value, float) else Fraction(value)
 
 
 Dimension = Union[Choices, RangeValues, Distribution]

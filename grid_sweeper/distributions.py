@@ -22,8 +22,13 @@ class DistributionInfo:
     keyword_only: Tuple[str, ...] = ()
 
     @property
+    def count_name(self) -> str:
+        """What the signature calls the count: n, or count where a parameter is named n."""
+        return "count" if "n" in self.params else "n"
+
+    @property
     def signature(self) -> str:
-        names = list(self.params) + ["n"]
+        names = list(self.params) + [self.count_name]
         return f"{self.name}({', '.join(names)})"
 
 

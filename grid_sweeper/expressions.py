@@ -6,6 +6,7 @@ allowlist (`range`, the distributions table); user text is never evaluated.
 from __future__ import annotations
 
 import difflib
+import math
 import re
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple
@@ -41,7 +42,10 @@ class Token:
 def scalar(word: str) -> Any:
     """An unquoted word as int, float, bool, None or (otherwise) the string itself."""
     if _INT.match(word):
-        return int(word)
+        try:
+            return int(word)
+        except ValueError:  # more digits than Python converts (sys.get_int_max_str_digits)
+            return word
     if _FLOAT.match(word):
         return float(word)
     lowered = word.lower()
@@ -124,9 +128,7 @@ class _Parser:
             values = self.list_value(allow_empty=False)
             self.expect_end("the list")
             return Choices(tuple(values))
-        if first.kind == "WORD" and self.peek(1).kind == "LPAREN" and self.peek(1).position == (
-            first.position + len(first.text)
-        ):
+        if first.kind == "WORD" and self.peek(1).kind == "LPAREN":  # `range (1, 3)` too
             return self.call()
         if first.kind == "STR" and self.peek(1).kind == "END":
             return Fixed(first.value)
@@ -184,6 +186,10 @@ class _Parser:
 
     def call(self) -> Expression:
         name_token = self.take()
+        if name_token.text != "range" and name_token.text not in distributions.DISTRIBUTIONS:
+            # Reject an unknown name before reading its arguments: `__import__('os').system('x')`
+            # is an unknown function, not a syntax error further on.
+            _unknown_function(name_token.text, self.text, (name_token.position, len(name_token.text)))
         opening = self.take()
         args: List[Tuple[Any, Token]] = []
         kwargs: Dict[str, Tuple[Any, Token]] = {}
@@ -255,12 +261,16 @@ def build_call(
         return checker.range(args, kwargs)
     if name in distributions.DISTRIBUTIONS:
         return checker.distribution(args, kwargs)
+    _unknown_function(name, text, span)
+    raise AssertionError  # unreachable
+
+
+def _unknown_function(name: str, text: str, span: Tuple[int, int]) -> None:
     close = difflib.get_close_matches(name, KNOWN_FUNCTIONS, n=1)
     suggestion = f"did you mean '{close[0]}'? " if close else ""
-    checker.fail(f"unknown function '{name}'", None, hint=(
+    _CallChecker(name, text, span).fail(f"unknown function '{name}'", None, hint=(
         f"{suggestion}known functions: range and the numpy distributions "
         f"({', '.join(KNOWN_FUNCTIONS[1:])})"))
-    raise AssertionError  # unreachable
 
 
 class _CallChecker:
@@ -289,6 +299,8 @@ class _CallChecker:
         for value, token in args:
             if not _is_number(value):
                 self.fail(f"range arguments must be numbers, got {value!r}", token, hint)
+            if isinstance(value, float) and not math.isfinite(value):
+                self.fail(f"range arguments must be finite, got {value!r}", token, hint)
         values = [v for v, _ in args]
         if len(values) == 1:
             values = [0, values[0]]
@@ -305,9 +317,10 @@ class _CallChecker:
         self, args: List[Tuple[Any, Any]], kwargs: Dict[str, Tuple[Any, Any]]
     ) -> Distribution:
         info = distributions.DISTRIBUTIONS[self.name]
+        count = info.count_name
         hint = (f"{info.signature}: parameters {', '.join(info.params) or '(none)'}, then the "
-                f"number of values n (or size=n); without n, random_search draws a fresh value "
-                f"per trial")
+                f"number of values {count} (or size={count}); without {count}, random_search draws "
+                f"a fresh value per trial")
         accepted = set(info.params) | set(info.keyword_only) | {"size"}
         for key, (_, token) in kwargs.items():
             if key not in accepted:
@@ -318,8 +331,10 @@ class _CallChecker:
         if count_entry is None and len(positional) == len(info.params) + 1:
             count_entry = positional.pop()
         if len(positional) > len(info.params):
+            # The caret goes under the first argument past the parameters and the count.
+            first_extra = len(info.params) + (0 if "size" in kwargs else 1)
             self.fail(f"too many arguments: {self.name} takes {len(info.params)} parameter(s) "
-                      f"and a count", positional[len(info.params)][1], hint)
+                      f"and a count", positional[first_extra][1], hint)
         params = {name: entry for name, entry in zip(info.params, positional)}
         for key, entry in kwargs.items():
             if key in params:

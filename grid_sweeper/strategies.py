@@ -9,7 +9,8 @@ from __future__ import annotations
 import logging
 from typing import Any, Iterator, List, Sequence, Tuple
 
-from grid_sweeper import seeding
+from grid_sweeper import distributions, seeding
+from grid_sweeper.dimensions import Distribution
 from grid_sweeper.errors import GridExpressionError
 from grid_sweeper.space import SearchSpace
 
@@ -62,10 +63,19 @@ def grid_search(space: SearchSpace) -> SweepPlan:
             "grid_search needs a finite list of values, but this distribution has no count",
             text=text,
             flag=flag,
-            hint=(f"add the number of values as the last argument, e.g. {text[:-1]}, 5), "
+            hint=(f"add the number of values as the last argument, e.g. {_with_count(expression)}, "
                   "or use strategy random_search to draw a fresh value per trial"),
         )
     return SweepPlan(space, "grid_search")
+
+
+def _with_count(expression: Distribution, count: int = 5) -> str:
+    """The distribution's text with a count that parses as one (positional only when it can)."""
+    base = expression.describe()[:-1]
+    separator = ", " if expression.args or expression.kwargs else ""
+    params = distributions.DISTRIBUTIONS[expression.name].params
+    positional = not expression.kwargs and len(expression.args) == len(params)
+    return f"{base}{separator}{count if positional else f'size={count}'})"
 
 
 def random_search(space: SearchSpace, num_trials: int) -> SweepPlan:
@@ -77,7 +87,7 @@ def random_search(space: SearchSpace, num_trials: int) -> SweepPlan:
     if space.fresh_flags and num_trials > size:
         return SweepPlan(space, "random_search", _with_replacement(rng, size, num_trials))
     if num_trials >= size:
-        if num_trials > size:
+        if not space.fresh_flags:  # with fresh draws, every trial still differs
             log.warning("num_trials=%d >= the %d combinations of the space: running all of them",
                         num_trials, size)
         return SweepPlan(space, "random_search", list(range(size)))
