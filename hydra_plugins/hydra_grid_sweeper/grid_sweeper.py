@@ -143,7 +143,9 @@ class GridSweeper(Sweeper):
             if self.strategy == "random_search":
                 return random_search(space, self.num_trials)
             return grid_search(space)
-        except (GridExpressionError, ValueError) as error:
+        except GridExpressionError as error:
+            raise GridSweepError(str(_as_typed(error, flags))) from None
+        except ValueError as error:
             raise GridSweepError(str(error)) from None
 
     # -- the sweep ----------------------------------------------------------------------------
@@ -306,6 +308,18 @@ class GridSweeper(Sweeper):
             lines.append(f"\t... and {size - DRY_RUN_LINES} more job(s)")
         lines.append(f"{size} job(s), strategy {self.strategy}, seed {seed}; nothing launched (dry run)")
         print("\n".join(lines), flush=True)
+
+
+def _as_typed(error: Any, flags: List[Any]) -> Any:
+    """The error showing the flag's value as the user typed it."""
+    from grid_sweeper.errors import GridExpressionError
+    from hydra_plugins.hydra_grid_sweeper._grammar import split_override
+
+    for flag in flags:
+        if flag.key.lstrip("+~") == error.flag:
+            _, typed = split_override(flag.line)
+            return GridExpressionError(error.problem, text=typed or error.text, flag=error.flag, hint=error.hint)
+    return error
 
 
 def _contiguous_runs(numbers: Sequence[int]) -> List[Sequence[int]]:
