@@ -1,0 +1,342 @@
+"""`hydra/launcher=grid_local`: each job in its own local process, GPUs assigned, crashes isolated.
+
+The engine (`grid_sweeper.launch.local`) is imported inside `launch()` so that Hydra's plugin
+scan stays fast. This module hands the pool one callable per job that runs Hydra's `run_job` in the
+job's process (on the config the sweeper composed to validate the batch, else composing it there),
+and turns the pool's results into `JobReturn`s.
+"""
+import copy
+import logging
+import os
+import pickle
+import tempfile
+import traceback
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.singleton import Singleton
+from hydra.core.utils import (
+    JobReturn,
+    JobStatus,
+    configure_log,
+    filter_overrides,
+    run_job,
+    setup_globals,
+)
+from hydra.plugins.launcher import Launcher
+from hydra.types import HydraContext, TaskFunction
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
+
+log = logging.getLogger(__name__)
+
+
+class _HydraJob:
+    """The callable a job's process runs: compose the job's config, then Hydra's `run_job`.
+
+    Composing in the job's process keeps the launcher's own work per job to a fork, so jobs
+    compose in parallel. When pickled for a spawned child it takes Hydra's singleton state along
+    (config store, resolvers), as the joblib launcher does.
+    """
+
+    def __init__(
+        self,
+        hydra_context: HydraContext,
+        task_function: TaskFunction,
+        master_config: DictConfig,
+        overrides: Sequence[str],
+        num: int,
+        config_copy: str,
+        composed: Optional[DictConfig] = None,
+    ) -> None:
+        self.hydra_context = hydra_context
+        self.task_function = task_function
+        self.master_config = master_config
+        self.overrides = list(overrides)
+        self.num = num
+        self.config_copy = config_copy
+        self.composed = composed
+        self.singleton_state: Optional[Dict[str, Any]] = None
+
+    def __getstate__(self) -> Dict[str, Any]:
+        state = dict(self.__dict__)
+        state["singleton_state"] = Singleton.get_state()
+        return state
+
+    def __call__(self) -> JobReturn:
+        from grid_sweeper.launch.child import dump_pickle, relocate_output
+
+        setup_globals()
+        if self.singleton_state is not None:
+            Singleton.set_state(self.singleton_state)
+        config = self.composed
+        if config is None:
+            config = self.hydra_context.config_loader.load_sweep_config(
+                self.master_config, self.overrides
+            )
+            composed_here = True
+        else:
+            composed_here = False
+        with open_dict(config):
+            config.hydra.job.id = self.num
+            config.hydra.job.num = self.num
+        # for `${hydra:...}` in env and output dir; run_job calls set_config() itself right away
+        HydraConfig.instance().cfg = config
+        os.environ.update(_resolve_env(config))
+        relocate_output(_output_dir(config))
+        if composed_here:  # for the launcher, should this process die
+            dump_pickle(config, self.config_copy)
+        ret = run_job(
+            hydra_context=self.hydra_context,
+            task_function=self.task_function,
+            config=config,
+            job_dir_key="hydra.sweep.dir",
+            job_subdir_key="hydra.sweep.subdir",
+        )
+        if ret.status == JobStatus.FAILED and isinstance(ret._return_value, BaseException):
+            exc = ret._return_value
+            traceback.print_exception(type(exc), exc, exc.__traceback__)  # into stderr.log
+            ret._return_value = _sendable(exc)
+        return ret
+
+
+def _output_dir(config: DictConfig) -> str:
+    """The job's output dir, as `run_job` computes it."""
+    out = str(OmegaConf.select(config, "hydra.sweep.dir"))
+    subdir = OmegaConf.select(config, "hydra.sweep.subdir")
+    if subdir is not None:
+        out = os.path.join(out, str(subdir))
+    return os.path.abspath(out)
+
+
+def _sendable(exc: BaseException) -> BaseException:
+    """The exception itself if it survives pickling, else a RuntimeError with its text."""
+    try:
+        pickle.loads(pickle.dumps(exc))
+        return exc
+    except Exception:
+        return RuntimeError(f"{type(exc).__name__}: {exc}")
+
+
+def _one_line(exc: Any) -> str:
+    text = f"{type(exc).__name__}: {exc}".strip().splitlines()
+    line = text[0] if text else type(exc).__name__
+    return line if len(line) <= 300 else line[:297] + "..."
+
+
+def _judge(value: Any) -> Any:
+    from grid_sweeper.launch.jobs import Verdict
+
+    if not isinstance(value, JobReturn):
+        return Verdict(False, None, f"the job returned {type(value).__name__}, not a JobReturn")
+    if value.status == JobStatus.COMPLETED:
+        return Verdict(True, value._return_value)
+    return Verdict(False, None, _one_line(value._return_value))
+
+
+def _resolve_env(config: DictConfig) -> Dict[str, str]:
+    """`hydra.launcher.env` of one job, resolved against that job's config.
+
+    A value written escaped (`\\${hydra:job.num}`, needed for `hydra:` keys because Hydra resolves
+    the launcher's config once before any job exists) is resolved here, in the job's context.
+    """
+    node = OmegaConf.select(config, "hydra.launcher.env")
+    if node is None:
+        return {}
+    env = {}
+    for key, value in OmegaConf.to_container(node, resolve=True).items():
+        text = "" if value is None else str(value)
+        if "${" in text:
+            text = str(OmegaConf.create({"value": text}, parent=config).value)
+        env[str(key)] = text
+    return env
+
+
+class _ValidatedConfigs:
+    """Keeps the job configs that the sweeper composes to validate a batch before `launch()`.
+
+    Hydra's sweepers compose every job's config once to check it, then drop it; a job whose
+    config was kept here does not compose it again. Only configs composed from the launcher's own
+    master config are kept, at most `limit` per batch; the others are composed in the job's
+    process, in parallel.
+    """
+
+    def __init__(self, loader: Any, master_config: DictConfig, limit: int = 512) -> None:
+        self.master_config = master_config
+        self.limit = limit
+        self.configs: Dict[Tuple[str, ...], DictConfig] = {}
+        # a launcher set up again on the same loader replaces the earlier keeper, not wraps it
+        original = getattr(loader.load_sweep_config, "_unwrapped", loader.load_sweep_config)
+
+        def load_sweep_config(master_config: DictConfig, sweep_overrides: List[str]) -> DictConfig:
+            config = original(master_config, sweep_overrides)
+            if master_config is self.master_config and len(self.configs) < self.limit:
+                self.configs[tuple(sweep_overrides)] = config
+            return config
+
+        load_sweep_config._unwrapped = original  # type: ignore[attr-defined]
+        loader.load_sweep_config = load_sweep_config
+
+    def take(self, overrides: Sequence[str]) -> Optional[DictConfig]:
+        return self.configs.pop(tuple(overrides), None)
+
+    def clear(self) -> None:
+        self.configs.clear()
+
+
+class GridLocalLauncher(Launcher):
+    """Runs each job in its own process: disjoint GPU sets, `max_parallel` at a time."""
+
+    def __init__(
+        self,
+        max_parallel: Optional[int] = None,
+        gpus: Optional[Sequence[Any]] = None,
+        gpus_per_job: int = 0,
+        timeout_min: Optional[float] = None,
+        env: Optional[Dict[str, Any]] = None,
+        start_method: str = "fork",
+        console_output: bool = True,
+        console_width: int = 200,
+        kill_grace_s: float = 5.0,
+    ) -> None:
+        self.max_parallel = max_parallel
+        self.gpus = None if gpus is None else [str(g) for g in gpus]
+        self.gpus_per_job = int(gpus_per_job)
+        self.timeout_min = timeout_min
+        self.start_method = start_method
+        self.console_output = console_output
+        self.console_width = console_width
+        self.kill_grace_s = kill_grace_s
+        self.listener: Any = None  # a grid_sweeper.events.JobListener, set by the sweeper
+        self.config: Optional[DictConfig] = None
+        self.hydra_context: Optional[HydraContext] = None
+        self.task_function: Optional[TaskFunction] = None
+        self._validated: Optional[_ValidatedConfigs] = None
+
+    def setup(
+        self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig
+    ) -> None:
+        self.config = config
+        self.hydra_context = hydra_context
+        self.task_function = task_function
+        self._validated = _ValidatedConfigs(hydra_context.config_loader, config)
+
+    def _pool(self) -> Any:
+        from grid_sweeper.launch.gpus import detect_gpus
+        from grid_sweeper.launch.local import LocalPool
+
+        if self.gpus_per_job > 0 and self.gpus is None:
+            self.gpus = detect_gpus()  # once per launcher, not per batch
+        return LocalPool(
+            max_parallel=self.max_parallel,
+            gpus=self.gpus,
+            gpus_per_job=self.gpus_per_job,
+            timeout_s=None if self.timeout_min is None else float(self.timeout_min) * 60.0,
+            start_method=self.start_method,
+            kill_grace_s=self.kill_grace_s,
+            console_output=self.console_output,
+            console_width=self.console_width,
+            listener=self.listener,
+        )
+
+    def launch(
+        self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int
+    ) -> Sequence[JobReturn]:
+        from grid_sweeper.launch.local import Interrupted, JobSpec
+
+        setup_globals()
+        assert self.config is not None and self.hydra_context is not None
+        assert self.task_function is not None and self._validated is not None
+        configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
+        sweep_dir = Path(str(self.config.hydra.sweep.dir))
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        pool = self._pool()
+        gpu_note = ""
+        if pool.gpu_sets:
+            gpu_note = ", GPU sets: " + " ".join(",".join(s) for s in pool.gpu_sets)
+        log.info(f"grid_local is launching {len(job_overrides)} jobs, "
+                 f"{pool.max_parallel} at a time{gpu_note}")
+        log.info(f"Launching jobs, sweep output dir : {sweep_dir}")
+        pending_logs = (sweep_dir / _PENDING_LOGS).absolute()
+        specs = []
+        with tempfile.TemporaryDirectory(prefix="grid-local-configs-") as tmp:
+            for idx, overrides in enumerate(job_overrides):
+                num = initial_job_idx + idx
+                log.info(f"\t#{num} : {' '.join(filter_overrides(overrides))}")
+                target = _HydraJob(self.hydra_context, self.task_function, self.config,
+                                   overrides, num, os.path.join(tmp, f"{num}.pkl"),
+                                   composed=self._validated.take(overrides))
+                specs.append(JobSpec(
+                    number=num, target=target, overrides=list(overrides), judge=_judge,
+                    stdout=str(pending_logs / f"job{num}.stdout.log"),
+                    stderr=str(pending_logs / f"job{num}.stderr.log"),
+                ))
+            try:
+                results = pool.run(specs)
+            except Interrupted as e:
+                e.job_returns = [self._job_return(r) for r in e.results]  # type: ignore
+                raise
+            finally:
+                configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
+                _remove_if_empty(pending_logs)
+                self._validated.clear()
+            return [self._job_return(r) for r in results]
+
+    def _job_return(self, result: Any) -> JobReturn:
+        """The JobReturn of one pool result: the child's own, or one made here for a failure."""
+        from grid_sweeper.events import COMPLETED
+        from grid_sweeper.launch.jobs import JobFailed
+
+        ret = result.value if isinstance(result.value, JobReturn) else None
+        if result.status == COMPLETED and ret is not None:
+            return ret
+        if ret is None:
+            ret = self._parent_side_return(result)
+        cause = result.exception
+        if cause is None and isinstance(ret._return_value, BaseException):
+            cause = ret._return_value
+        error = JobFailed(result.describe(), result)
+        error.__cause__ = cause
+        ret.status = JobStatus.FAILED
+        ret._return_value = error
+        return ret
+
+    def _parent_side_return(self, result: Any) -> JobReturn:
+        """A JobReturn for a job whose process sent none back (crash, kill, timeout, not run)."""
+        spec = result.spec
+        assert self.config is not None
+        ret = JobReturn(overrides=list(spec.overrides), status=JobStatus.FAILED,
+                        task_name=str(self.config.hydra.job.name))
+        ret.working_dir = result.output_dir or None
+        config = spec.target.composed
+        if config is None:
+            config = _load_config(spec.target.config_copy)
+        if config is not None:
+            config = copy.deepcopy(config)
+            with read_write(config.hydra), open_dict(config.hydra):
+                config.hydra.job.id = spec.number
+                config.hydra.job.num = spec.number
+            task_cfg = copy.deepcopy(config)
+            with read_write(task_cfg), open_dict(task_cfg):
+                del task_cfg["hydra"]
+            ret.cfg = task_cfg
+            ret.hydra_cfg = OmegaConf.masked_copy(config, "hydra")
+        return ret
+
+
+_PENDING_LOGS = ".grid_local"  # where a job's logs start, until it knows its output dir
+
+
+def _load_config(path: str) -> Optional[DictConfig]:
+    try:
+        with open(path, "rb") as f:
+            return pickle.load(f)
+    except Exception:  # absent, or cut short when the job died while writing it
+        return None
+
+
+def _remove_if_empty(path: Path) -> None:
+    try:
+        path.rmdir()
+    except OSError:
+        pass
