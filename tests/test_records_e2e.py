@@ -95,3 +95,80 @@ def test_failure_rate_guard_stops_launching(tmp_path: Path) -> None:
     assert "Stopped launching new jobs" in proc.stderr and "7 job(s) not run" in proc.stderr
     summary = yaml.safe_load((sweep_dir / "summary.yaml").read_text())
     assert summary["not_run"] == 7
+
+
+def _wait_for(predicate: Any, timeout: float) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting")
+        time.sleep(0.05)
+
+
+def test_sigkilled_sweep_resumes_and_every_job_completes_exactly_once(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    sweep_dir = tmp_path / "s"
+    args = [sys.executable, str(APP), "-m", "hydra/sweeper=grid", "hydra/launcher=grid_local",
+            "hydra.launcher.max_parallel=2", f"hydra.sweep.dir={sweep_dir}", "beta=range(8)", "alpha=[0.5]"]
+    env = {**os.environ, "JOB_SLEEP": "0.6"}
+    sweep_proc = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    results_file = sweep_dir / "results.jsonl"
+    _wait_for(lambda: results_file.exists() and len(results_file.read_text().splitlines()) >= 2, 60)
+    sweep_proc.send_signal(signal.SIGKILL)  # as the OOM killer would: no clean-up
+    sweep_proc.wait(10)
+    finished_before = len(results(sweep_dir))
+    assert 2 <= finished_before < 8
+    # the killed sweep's jobs die with it (they would otherwise finish unrecorded)
+    _wait_for(lambda: not _job_processes(str(sweep_dir)), 10)
+    resumed = subprocess.run(args + ["hydra.sweeper.resume=true"], cwd=tmp_path, env=env, capture_output=True,
+                             text=True, timeout=120)
+    assert resumed.returncode == 0, resumed.stderr
+    table = results(sweep_dir)
+    completed = sorted(r["job"] for r in table if r["status"] == "completed")
+    assert completed == list(range(8))  # every job completed exactly once in results.jsonl
+    for job in range(8):  # ... and on disk: one finished run per job dir
+        assert (sweep_dir / str(job) / "completed.txt").read_text() == "done\n"
+    assert len(table) == 8
+
+
+def _job_processes(marker: str) -> List[int]:
+    import os
+
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+                state = next(line for line in Path(f"/proc/{entry}/status").read_text().splitlines()
+                             if line.startswith("State:"))
+            except (OSError, StopIteration):
+                continue
+            if marker in cmdline and "Z" not in state.split()[1]:
+                pids.append(int(entry))
+    return pids
+
+
+def test_failure_rate_guard_within_a_batch_on_grid_local(tmp_path: Path) -> None:
+    sweep_dir = tmp_path / "s"
+    proc = sweep(tmp_path, sweep_dir, "hydra/launcher=grid_local", "hydra.launcher.max_parallel=1",
+                 "beta=[2,2,2,3,3,3,3,3,3,3]", "fail_on_beta=2", "hydra.sweeper.max_failure_rate=0.2")
+    assert proc.returncode != 0
+    assert [r["status"] for r in results(sweep_dir)] == ["failed"] * 3
+    summary = yaml.safe_load((sweep_dir / "summary.yaml").read_text())
+    assert summary["not_run"] == 7
+
+
+def test_grid_local_records_timing_pid_and_logs(tmp_path: Path) -> None:
+    sweep_dir = tmp_path / "s"
+    proc = sweep(tmp_path, sweep_dir, "hydra/launcher=grid_local", "beta=[1,2]")
+    assert proc.returncode == 0, proc.stderr
+    for record in results(sweep_dir):
+        assert record["duration"] > 0 and record["start"] < record["end"]
+        assert int(record["job_id"]) > 0
+        assert Path(record["logs"]["stdout"]).parent == sweep_dir / str(record["job"])

@@ -222,7 +222,7 @@ class GridSweeper(Sweeper):
         sweep_dir: Path,
     ) -> List[Sequence[JobReturn]]:
         from grid_sweeper.progress import Progress
-        from grid_sweeper.records import SweepRecorder, summarize, summary_text, write_summary
+        from grid_sweeper.records import SweepRecorder
 
         assert self.launcher is not None
         recorder = SweepRecorder(sweep_dir, size, swept, self.max_failure_rate,
@@ -239,18 +239,28 @@ class GridSweeper(Sweeper):
                 if start == 0:
                     self._validate(jobs.subset(chunk)[0])
                 returns.extend(self._launch(jobs, chunk, recorder))
+        except KeyboardInterrupt:
+            self._report(recorder, sweep_dir, size)
+            log.warning("Sweep interrupted: resume it with hydra.sweep.dir=%s hydra.sweeper.resume=true", sweep_dir)
+            raise
         finally:
             recorder.close()
             if hasattr(self.launcher, "listener"):
                 self.launcher.listener = None
-        recorder.write_csv()
-        summary = summarize(sweep_dir, size, maximize=self.maximize)
-        write_summary(sweep_dir, summary)
-        text = summary_text(summary)
-        log.info(text)
+        summary = self._report(recorder, sweep_dir, size)
         if summary["failed"] or recorder.stopped_for_failures:
             self._finish_with_failures(summary, recorder.stopped_for_failures)
         return returns
+
+    def _report(self, recorder: Any, sweep_dir: Path, size: int) -> Dict[str, Any]:
+        """results.csv, summary.yaml and the summary in the log."""
+        from grid_sweeper.records import summarize, summary_text, write_summary
+
+        recorder.write_csv()
+        summary = summarize(sweep_dir, size, maximize=self.maximize)
+        write_summary(sweep_dir, summary)
+        log.info(summary_text(summary))
+        return summary
 
     def _launch(self, jobs: Any, numbers: Sequence[int], recorder: Any) -> List[Sequence[JobReturn]]:
         """Launch jobs by number, in contiguous runs unless the launcher takes explicit numbers."""
@@ -270,9 +280,9 @@ class GridSweeper(Sweeper):
             finally:
                 if getattr(self.launcher, "supports_job_numbers", False):
                     self.launcher.job_numbers = None
-            now = time.time()
-            for number, result in zip(run, results):
-                if not recorder.recorded(number):
+            if not hasattr(self.launcher, "listener"):  # a launcher that reports no events
+                now = time.time()
+                for number, result in zip(run, results):
                     recorder.job_finished(event_of(number, result, now))
             returns.append(results)
         return returns

@@ -40,6 +40,8 @@ def main(cfg: Any) -> float:
         import time
 
         time.sleep(delay)
+    with open(os.path.join(out, "completed.txt"), "a") as f:  # one line per run that got to its end
+        f.write("done\n")
     return float(cfg.get("alpha", 0.0))
 
 
