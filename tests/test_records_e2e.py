@@ -172,3 +172,18 @@ def test_grid_local_records_timing_pid_and_logs(tmp_path: Path) -> None:
         assert record["duration"] > 0 and record["start"] < record["end"]
         assert int(record["job_id"]) > 0
         assert Path(record["logs"]["stdout"]).parent == sweep_dir / str(record["job"])
+
+
+def test_resume_with_gaps_launches_once_keeping_numbers(tmp_path: Path) -> None:
+    sweep_dir, marker = tmp_path / "s", tmp_path / "cursed"
+    marker.write_text("")
+    args = ["hydra/launcher=grid_local", "beta=[1,2,1,2,1]", "fail_on_beta=1"]
+    assert sweep(tmp_path, sweep_dir, *args, env={"FAIL_MARKER": str(marker)}).returncode != 0
+    marker.unlink()
+    proc = sweep(tmp_path, sweep_dir, *args, "hydra.sweeper.resume=true", env={"FAIL_MARKER": str(marker)})
+    assert proc.returncode == 0, proc.stderr
+    output = proc.stdout + proc.stderr
+    assert output.count("grid_local is launching 3 jobs") == 1  # the gaps 0, 2, 4 in one launch
+    rerun = results(sweep_dir)[5:]
+    assert sorted(r["job"] for r in rerun) == [0, 2, 4]
+    assert all(Path(r["output_dir"]) == sweep_dir / str(r["job"]) for r in rerun)

@@ -208,6 +208,9 @@ class GridLocalLauncher(Launcher):
         self.console_width = console_width
         self.kill_grace_s = kill_grace_s
         self.listener: Any = None  # a grid_sweeper.events.JobListener, set by the sweeper
+        # explicit job numbers of the next launch (a resumed sweep's gaps), set by the sweeper
+        self.supports_job_numbers = True
+        self.job_numbers: Optional[Sequence[int]] = None
         self.config: Optional[DictConfig] = None
         self.hydra_context: Optional[HydraContext] = None
         self.task_function: Optional[TaskFunction] = None
@@ -261,7 +264,7 @@ class GridLocalLauncher(Launcher):
         specs = []
         with tempfile.TemporaryDirectory(prefix="grid-local-configs-") as tmp:
             for idx, overrides in enumerate(job_overrides):
-                num = initial_job_idx + idx
+                num = initial_job_idx + idx if self.job_numbers is None else self.job_numbers[idx]
                 log.info(f"\t#{num} : {' '.join(filter_overrides(overrides))}")
                 target = _HydraJob(self.hydra_context, self.task_function, self.config,
                                    overrides, num, os.path.join(tmp, f"{num}.pkl"),
