@@ -1,0 +1,227 @@
+"""`hydra/launcher=grid_slurm`: runs a sweep's jobs as SLURM job arrays (engine:
+grid_sweeper.launch.slurm). submitit and the engine are imported inside methods so that Hydra's
+plugin scan stays fast."""
+from __future__ import annotations
+
+import copy
+import logging
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.singleton import Singleton
+from hydra.core.utils import JobReturn, JobStatus, filter_overrides, run_job, setup_globals
+from hydra.plugins.launcher import Launcher
+from hydra.types import HydraContext, TaskFunction
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
+
+log = logging.getLogger(__name__)
+
+
+class SlurmHydraJob:
+    """One Hydra job, pickled for a node: composes its config there and runs the task function.
+
+    Checkpointable: on preemption, or a time limit with `max_num_timeout` > 0, submitit requeues
+    it and the whole job runs again (the app resumes from what it saved in its output dir).
+    """
+
+    def __init__(self, hydra_context: HydraContext, task_function: TaskFunction,
+                 config: DictConfig, overrides: List[str], job_num: int,
+                 singleton_state: Dict[Any, Any]) -> None:
+        self.hydra_context = hydra_context
+        self.task_function = task_function
+        self.config = config
+        self.overrides = overrides
+        self.job_num = job_num
+        self.singleton_state = singleton_state
+
+    def __call__(self) -> JobReturn:
+        import submitit
+
+        Singleton.set_state(self.singleton_state)
+        setup_globals()
+        sweep_config = self.hydra_context.config_loader.load_sweep_config(
+            self.config, list(self.overrides))
+        with open_dict(sweep_config.hydra.job) as job:
+            job.id = submitit.JobEnvironment().job_id
+            job.num = self.job_num
+        HydraConfig.instance().set_config(sweep_config)
+        ret = run_job(hydra_context=self.hydra_context, task_function=self.task_function,
+                      config=sweep_config, job_dir_key="hydra.sweep.dir",
+                      job_subdir_key="hydra.sweep.subdir")
+        if ret.status == JobStatus.FAILED:
+            _report_failure(ret)
+        return ret
+
+    def checkpoint(self, *args: Any, **kwargs: Any) -> Any:
+        from submitit.helpers import DelayedSubmission
+
+        return DelayedSubmission(self, *args, **kwargs)
+
+
+def _report_failure(ret: JobReturn) -> None:
+    """Prints the task's traceback to the job's stderr and keeps its exception picklable."""
+    import cloudpickle
+
+    exc = ret._return_value
+    if isinstance(exc, BaseException):
+        traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
+        sys.stderr.flush()
+    try:
+        cloudpickle.loads(cloudpickle.dumps(exc))
+    except Exception:  # noqa: BLE001 - whatever makes it unpicklable
+        ret._return_value = RuntimeError(f"{type(exc).__name__}: {exc}")
+
+
+class GridSlurmLauncher(Launcher):
+    """Submits each batch as `sbatch --array` chunks and reports each job as it ends."""
+
+    def __init__(self, **params: Any) -> None:
+        self.params: Dict[str, Any] = {
+            k: OmegaConf.to_container(v, resolve=True) if OmegaConf.is_config(v) else v
+            for k, v in params.items()
+        }
+        self.listener: Any = None
+        # explicit job numbers of the next launch (a resumed sweep's gaps), set by the sweeper
+        self.supports_job_numbers = True
+        self.job_numbers: Optional[Sequence[int]] = None
+        self.config: Optional[DictConfig] = None
+        self.hydra_context: Optional[HydraContext] = None
+        self.task_function: Optional[TaskFunction] = None
+        self._output_dirs: Dict[int, str] = {}
+
+    def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction,
+              config: DictConfig) -> None:
+        self.config = config
+        self.hydra_context = hydra_context
+        self.task_function = task_function
+
+    def options(self) -> Any:
+        """The engine's SlurmOptions from this launcher's config."""
+        from grid_sweeper.launch.slurm import SlurmOptions
+
+        values = {("folder" if k == "submitit_folder" else k): v
+                  for k, v in self.params.items() if not k.startswith("_")}
+        values["name"] = str(values.get("name") or "hydra")
+        return SlurmOptions.from_mapping(values)
+
+    def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int
+               ) -> Sequence[JobReturn]:
+        from grid_sweeper.launch.slurm import SlurmRunner, SlurmTask
+
+        assert self.config is not None and self.hydra_context is not None
+        assert self.task_function is not None
+        setup_globals()
+        options = self.options()
+        sweep_dir = Path(str(self.config.hydra.sweep.dir))
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        if "mode" in self.config.hydra.sweep and self.config.hydra.sweep.mode is not None:
+            os.chmod(sweep_dir, mode=int(str(self.config.hydra.sweep.mode), 8))
+        log.info("grid_slurm: launching %d job(s), sweep output dir %s", len(job_overrides),
+                 sweep_dir)
+        state = Singleton.get_state()
+        tasks = []
+        for idx, overrides in enumerate(job_overrides):
+            number = initial_job_idx + idx if self.job_numbers is None else self.job_numbers[idx]
+            job = SlurmHydraJob(self.hydra_context, self.task_function, self.config,
+                                list(overrides), number, state)
+            tasks.append(SlurmTask(fn=job, number=number, overrides=list(overrides),
+                                   label=" ".join(filter_overrides(overrides))))
+        self._output_dirs = {}
+        runner = SlurmRunner(options, listener=self.listener, describe=self._event,
+                             finalize=self._finalize)
+        results = runner.run(tasks)
+        return [r.value if isinstance(r.value, JobReturn) else self._failed_return(r, False)[0]
+                for r in results]
+
+    # -- turning engine results into JobReturns, events and log links -----------------------
+
+    def _finalize(self, result: Any) -> None:
+        """Makes `result.value` the job's JobReturn (FAILED ones carry an exception that names
+        the Slurm state and the logs; `result.ok` tells the engine whether it succeeded) and
+        links the logs into the job's output dir."""
+        from grid_sweeper.launch.slurm_logs import link_logs
+        from grid_sweeper.launch.slurm_results import not_requeued_reason, time_limit_error
+
+        ret = result.value if result.ok and isinstance(result.value, JobReturn) else None
+        output_dir = ""
+        if ret is None:
+            ret, output_dir = self._failed_return(result)
+        else:
+            output_dir = str(OmegaConf.select(ret.hydra_cfg, "hydra.runtime.output_dir") or "")
+            exc = ret._return_value if ret.status == JobStatus.FAILED else None
+            reason = not_requeued_reason(str(exc)) if exc is not None else None
+            if reason is not None:
+                ret._return_value = time_limit_error(result.job_id, reason, result.logs)
+                result.state = "TIMEOUT"
+        if ret.status != JobStatus.COMPLETED:
+            result.ok, result.error = False, ret._return_value
+        result.value = ret
+        if output_dir and result.logs and result.job_id:
+            link_logs(result.logs, result.job_id, output_dir)
+        self._output_dirs[result.index] = output_dir
+
+    def _failed_return(self, result: Any, compose: bool = True) -> Any:
+        """A FAILED JobReturn for a job without one; with `compose`, its config and output dir
+        too (not for jobs that never ran: a sweep may hold many of them)."""
+        ret = JobReturn()
+        ret.overrides = list(result.task.overrides)
+        ret.status = JobStatus.FAILED
+        ret._return_value = result.error
+        output_dir = ""
+        if not compose:
+            return ret, output_dir
+        try:
+            sweep_config = self._compose(result.task.overrides, result.task.number, result.job_id)
+            output_dir = _output_dir(sweep_config)
+            task_cfg = copy.deepcopy(sweep_config)
+            with read_write(task_cfg), open_dict(task_cfg):
+                del task_cfg["hydra"]
+            ret.cfg = task_cfg
+            ret.hydra_cfg = OmegaConf.create({"hydra": sweep_config.hydra})
+            ret.task_name = str(sweep_config.hydra.job.name)
+            ret.working_dir = output_dir
+        except Exception as exc:  # noqa: BLE001 - composing is a nicety for failed jobs
+            log.debug("cannot compose the config of failed job #%d: %s", result.task.number, exc)
+        return ret, output_dir
+
+    def _compose(self, overrides: Sequence[str], number: int, job_id: str) -> DictConfig:
+        assert self.hydra_context is not None and self.config is not None
+        sweep_config = self.hydra_context.config_loader.load_sweep_config(
+            self.config, list(overrides))
+        with open_dict(sweep_config.hydra.job) as job:
+            job.id = job_id or f"job_id_for_{number}"
+            job.num = number
+        return sweep_config
+
+    def _event(self, result: Any) -> Any:
+        from grid_sweeper.events import COMPLETED, FAILED, JobEvent
+        from grid_sweeper.launch.slurm_results import one_line
+
+        ret: JobReturn = result.value
+        ok = ret.status == JobStatus.COMPLETED
+        value = ret._return_value
+        return JobEvent(
+            number=result.task.number, overrides=list(result.task.overrides),
+            status=COMPLETED if ok else FAILED, job_id=result.job_id,
+            output_dir=self._output_dirs.get(result.index, ""), start=result.start,
+            end=result.end, return_value=value, error="" if ok else one_line(value),
+            logs=dict(result.logs),
+        )
+
+
+def _output_dir(sweep_config: DictConfig) -> str:
+    """hydra.sweep.dir/hydra.sweep.subdir of a composed job config, as run_job computes it."""
+    hydra_config = HydraConfig.instance()
+    previous = hydra_config.cfg
+    try:
+        hydra_config.set_config(sweep_config)
+        directory = str(OmegaConf.select(sweep_config, "hydra.sweep.dir"))
+        subdir = OmegaConf.select(sweep_config, "hydra.sweep.subdir")
+        return os.path.abspath(os.path.join(directory, str(subdir)) if subdir else directory)
+    finally:
+        hydra_config.cfg = previous  # type: ignore[assignment]
+
