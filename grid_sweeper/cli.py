@@ -224,7 +224,7 @@ def _launch_and_report(
 
     recorder = SweepRecorder(sweep_dir, size, swept, args.max_failure_rate, Progress(size),
                              already_done=already_done)
-    listener = MetricListener(recorder)
+    listener = MetricListener(recorder, sweep_dir)
     for number, argv, _ in jobs:
         job_dir = sweep_dir / str(number)
         job_dir.mkdir(parents=True, exist_ok=True)

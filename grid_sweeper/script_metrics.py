@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any, Optional
 
@@ -41,15 +42,35 @@ def stdout_tail(path: str) -> str:
 
 
 class MetricListener:
-    """Forwards job events, setting a completed job's return value to its reported metric."""
+    """Forwards job events, setting a completed job's return value to its reported metric.
 
-    def __init__(self, inner: Any) -> None:
+    Every job's dir is `<sweep dir>/<number>`; where the backend keeps the logs elsewhere (Slurm),
+    `stdout.log` and `stderr.log` there link to them, and `exit_code` is written when known.
+    """
+
+    def __init__(self, inner: Any, sweep_dir: Optional[Path] = None) -> None:
         self.inner = inner
+        self.sweep_dir = sweep_dir
+
+    def _job_dir(self, event: JobEvent) -> None:
+        if event.output_dir or self.sweep_dir is None:
+            return
+        job_dir = Path(self.sweep_dir, str(event.number))
+        event.output_dir = str(job_dir)
+        for name, key in (("stdout.log", "stdout"), ("stderr.log", "stderr")):
+            target, link = event.logs.get(key), job_dir / name
+            if target and not link.exists():
+                job_dir.mkdir(parents=True, exist_ok=True)
+                link.symlink_to(Path(target).absolute())
+        if event.status != COMPLETED:
+            code = re.search(r"exit(?:ed with)? code (\d+)", event.error)
+            (job_dir / "exit_code").write_text(f"{code.group(1) if code else 'unknown'}\n")
 
     def job_started(self, event: JobEvent) -> None:
         self.inner.job_started(event)
 
     def job_finished(self, event: JobEvent) -> None:
+        self._job_dir(event)
         if event.status == COMPLETED:
             text = event.return_value if isinstance(event.return_value, str) else (
                 stdout_tail(event.logs.get("stdout", "")) if event.logs.get("stdout") else "")

@@ -169,3 +169,24 @@ def test_console_script_is_installed(tmp_path: Path) -> None:
     executable = Path(sys.executable).parent / "gridsweep"
     proc = subprocess.run([str(executable), "run", "--help"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0 and "--strategy" in proc.stdout
+
+
+def test_slurm_launcher_runs_each_command_on_the_cluster(tmp_path: Path, slurm_env: Any) -> None:
+    record = tmp_path / "rec.jsonl"
+    proc = gridsweep(tmp_path, "--launcher", "slurm", "--partition", "gpu", "--gpus_per_node", "1",
+                     "--timeout_min", "5", "--sweep_dir", "s", str(SCRIPT), "--beta", "[1, 2, 3]",
+                     "--fail_on_beta", "2", "--record", str(record))
+    assert proc.returncode == 1, proc.stderr
+    got = sorted(received(record), key=lambda r: r["beta"])
+    assert [r["beta"] for r in got] == [1, 2, 3]
+    assert all(r["slurm_job"] for r in got)  # each ran as a Slurm job
+    assert all(r["gpus"] is not None and len(r["gpus"].split(",")) == 1 for r in got)
+    table = {r["job"]: r for r in map(json.loads, (tmp_path / "s" / "results.jsonl").read_text().splitlines())}
+    assert [table[n]["status"] for n in range(3)] == ["completed", "failed", "completed"]
+    assert table[0]["return_value"] == {"loss": 1.0}
+    assert re.fullmatch(r"\d+_\d+", table[0]["job_id"])
+    job_dir = tmp_path / "s" / "1"  # command line, logs (linked from submitit's folder) and exit code at hand
+    assert "--beta 2" in (job_dir / "command.txt").read_text()
+    assert "beta=2 is cursed" in (job_dir / "stderr.log").read_text()
+    assert (tmp_path / "s" / "0" / "exit_code").read_text() == "0\n"
+    assert "Sweep summary: 2 completed, 1 failed of 3" in proc.stderr

@@ -16,7 +16,8 @@ args, unknown = parser.parse_known_args()
 with open(args.record, "a") as f:
     f.write(json.dumps({"argv": sys.argv[1:], "alpha": args.alpha, "beta": args.beta, "name": args.name,
                         "cmd": args.cmd, "verbose": args.verbose, "unknown": unknown,
-                        "cwd": os.getcwd()}) + "\n")
+                        "cwd": os.getcwd(), "gpus": os.environ.get("CUDA_VISIBLE_DEVICES"),
+                        "slurm_job": os.environ.get("SLURM_JOB_ID")}) + "\n")
 if args.fail_on_beta is not None and args.beta == args.fail_on_beta:
     print(f"beta={args.beta} is cursed", file=sys.stderr)
     sys.exit(3)
