@@ -1,6 +1,7 @@
 """A script's command-line flags: which are swept, which pass through, and each job's argv.
 
-`--flag value` and `--flag=value` are flags with a value; a flag followed by another flag (or by
+`--flag value`, `--flag=value` and Hydra-style `key=value` are flags with a value; a flag followed
+by another flag (or by
 nothing) is a toggle, passed through unchanged and never swept; anything else passes through as
 it stands. Each job is an argv list, never a shell string.
 """
@@ -17,6 +18,7 @@ from grid_sweeper.expressions import KNOWN_FUNCTIONS, parse_expression
 
 _FLAG = re.compile(r"--?[A-Za-z_][\w.\-]*\Z")
 _FLAG_WITH_VALUE = re.compile(r"(--?[A-Za-z_][\w.\-]*)=(.*)\Z", re.S)
+_KEY_VALUE = re.compile(r"([+~]{0,2}[A-Za-z_][\w.\-/@]*)=(.*)\Z", re.S)  # Hydra-style key=value
 
 
 @dataclass(frozen=True)
@@ -38,7 +40,7 @@ class Option:
 
     @property
     def name(self) -> str:
-        return self.flag.lstrip("-")
+        return self.flag.lstrip("-+~")
 
     @property
     def is_sweep(self) -> bool:
@@ -78,10 +80,10 @@ def parse_script_args(args: Sequence[str]) -> List[Token]:
     i = 0
     while i < len(args):
         arg = args[i]
-        joined = _FLAG_WITH_VALUE.match(arg)
+        joined = _FLAG_WITH_VALUE.match(arg) or _KEY_VALUE.match(arg)
         if joined:
             flag, text = joined.group(1), joined.group(2)
-            tokens.append(Option(flag, text, True, script_expression(text, flag.lstrip("-"))))
+            tokens.append(Option(flag, text, True, script_expression(text, flag.lstrip("-+~"))))
         elif _FLAG.match(arg):
             following = args[i + 1] if i + 1 < len(args) else None
             if following is None or _FLAG.match(following) or _FLAG_WITH_VALUE.match(following):

@@ -190,3 +190,12 @@ def test_slurm_launcher_runs_each_command_on_the_cluster(tmp_path: Path, slurm_e
     assert "beta=2 is cursed" in (job_dir / "stderr.log").read_text()
     assert (tmp_path / "s" / "0" / "exit_code").read_text() == "0\n"
     assert "Sweep summary: 2 completed, 1 failed of 3" in proc.stderr
+
+
+def test_hydra_style_key_value_flags(tmp_path: Path) -> None:
+    proc = gridsweep(tmp_path, "--dry-run", str(SCRIPT), "lr=[0.1, 0.01]", "+extra=range(2)", "plain", "--record", "r")
+    assert proc.returncode == 0, proc.stderr
+    jobs = dry_run_jobs(proc.stdout)
+    assert [job[2:4] for job in jobs] == [["lr=0.1", "+extra=0"], ["lr=0.1", "+extra=1"],
+                                          ["lr=0.01", "+extra=0"], ["lr=0.01", "+extra=1"]]
+    assert all(job[4:] == ["plain", "--record", "r"] for job in jobs)
