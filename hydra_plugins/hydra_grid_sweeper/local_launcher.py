@@ -12,7 +12,7 @@ import pickle
 import tempfile
 import traceback
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Optional, Sequence
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.singleton import Singleton
@@ -27,6 +27,8 @@ from hydra.core.utils import (
 from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
+
+from hydra_plugins.hydra_grid_sweeper._validated import ValidatedConfigs
 
 log = logging.getLogger(__name__)
 
@@ -152,38 +154,6 @@ def _resolve_env(config: DictConfig) -> Dict[str, str]:
     return env
 
 
-class _ValidatedConfigs:
-    """Keeps the job configs that the sweeper composes to validate a batch before `launch()`.
-
-    Hydra's sweepers compose every job's config once to check it, then drop it; a job whose
-    config was kept here does not compose it again. Only configs composed from the launcher's own
-    master config are kept, at most `limit` per batch; the others are composed in the job's
-    process, in parallel.
-    """
-
-    def __init__(self, loader: Any, master_config: DictConfig, limit: int = 512) -> None:
-        self.master_config = master_config
-        self.limit = limit
-        self.configs: Dict[Tuple[str, ...], DictConfig] = {}
-        # a launcher set up again on the same loader replaces the earlier keeper, not wraps it
-        original = getattr(loader.load_sweep_config, "_unwrapped", loader.load_sweep_config)
-
-        def load_sweep_config(master_config: DictConfig, sweep_overrides: List[str]) -> DictConfig:
-            config = original(master_config, sweep_overrides)
-            if master_config is self.master_config and len(self.configs) < self.limit:
-                self.configs[tuple(sweep_overrides)] = config
-            return config
-
-        load_sweep_config._unwrapped = original  # type: ignore[attr-defined]
-        loader.load_sweep_config = load_sweep_config
-
-    def take(self, overrides: Sequence[str]) -> Optional[DictConfig]:
-        return self.configs.pop(tuple(overrides), None)
-
-    def clear(self) -> None:
-        self.configs.clear()
-
-
 class GridLocalLauncher(Launcher):
     """Runs each job in its own process: disjoint GPU sets, `max_parallel` at a time."""
 
@@ -214,7 +184,7 @@ class GridLocalLauncher(Launcher):
         self.config: Optional[DictConfig] = None
         self.hydra_context: Optional[HydraContext] = None
         self.task_function: Optional[TaskFunction] = None
-        self._validated: Optional[_ValidatedConfigs] = None
+        self._validated: Optional[ValidatedConfigs] = None
 
     def setup(
         self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig
@@ -222,7 +192,7 @@ class GridLocalLauncher(Launcher):
         self.config = config
         self.hydra_context = hydra_context
         self.task_function = task_function
-        self._validated = _ValidatedConfigs(hydra_context.config_loader, config)
+        self._validated = ValidatedConfigs(hydra_context.config_loader, config)
 
     def _pool(self) -> Any:
         from grid_sweeper.launch.gpus import detect_gpus

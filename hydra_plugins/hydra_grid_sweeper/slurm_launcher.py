@@ -18,6 +18,8 @@ from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
+from hydra_plugins.hydra_grid_sweeper._validated import ValidatedConfigs
+
 log = logging.getLogger(__name__)
 
 
@@ -30,21 +32,25 @@ class SlurmHydraJob:
 
     def __init__(self, hydra_context: HydraContext, task_function: TaskFunction,
                  config: DictConfig, overrides: List[str], job_num: int,
-                 singleton_state: Dict[Any, Any]) -> None:
+                 singleton_state: Dict[Any, Any], composed: Optional[DictConfig] = None) -> None:
         self.hydra_context = hydra_context
         self.task_function = task_function
         self.config = config
         self.overrides = overrides
         self.job_num = job_num
         self.singleton_state = singleton_state
+        self.composed = composed  # the config the sweeper composed to validate it, if kept
 
     def __call__(self) -> JobReturn:
         import submitit
 
         Singleton.set_state(self.singleton_state)
         setup_globals()
-        sweep_config = self.hydra_context.config_loader.load_sweep_config(
-            self.config, list(self.overrides))
+        if self.composed is not None:  # a cold process composing costs ~0.1 s per job
+            sweep_config = copy.deepcopy(self.composed)  # pristine again on a requeue
+        else:
+            sweep_config = self.hydra_context.config_loader.load_sweep_config(
+                self.config, list(self.overrides))
         with open_dict(sweep_config.hydra.job) as job:
             job.id = submitit.JobEnvironment().job_id
             job.num = self.job_num
@@ -92,12 +98,14 @@ class GridSlurmLauncher(Launcher):
         self.hydra_context: Optional[HydraContext] = None
         self.task_function: Optional[TaskFunction] = None
         self._output_dirs: Dict[int, str] = {}
+        self._validated: Optional[ValidatedConfigs] = None
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction,
               config: DictConfig) -> None:
         self.config = config
         self.hydra_context = hydra_context
         self.task_function = task_function
+        self._validated = ValidatedConfigs(hydra_context.config_loader, config, limit=4096)
 
     def options(self) -> Any:
         """The engine's SlurmOptions from this launcher's config."""
@@ -127,13 +135,18 @@ class GridSlurmLauncher(Launcher):
         for idx, overrides in enumerate(job_overrides):
             number = initial_job_idx + idx if self.job_numbers is None else self.job_numbers[idx]
             job = SlurmHydraJob(self.hydra_context, self.task_function, self.config,
-                                list(overrides), number, state)
+                                list(overrides), number, state,
+                                composed=self._validated.take(overrides) if self._validated else None)
             tasks.append(SlurmTask(fn=job, number=number, overrides=list(overrides),
                                    label=" ".join(filter_overrides(overrides))))
         self._output_dirs = {}
         runner = SlurmRunner(options, listener=self.listener, describe=self._event,
                              finalize=self._finalize)
-        results = runner.run(tasks)
+        try:
+            results = runner.run(tasks)
+        finally:
+            if self._validated is not None:
+                self._validated.clear()
         return [r.value if isinstance(r.value, JobReturn) else self._failed_return(r, False)[0]
                 for r in results]
 
