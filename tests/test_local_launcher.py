@@ -19,8 +19,9 @@ from hydra.core.utils import JobReturn, JobStatus
 from hydra.plugins.launcher import Launcher
 from hydra.test_utils.launcher_common_tests import IntegrationTestSuite, LauncherTestSuite
 from pytest import mark, param
+from recording_listener import Recorder
 
-from grid_sweeper.events import COMPLETED, FAILED, JobEvent
+from grid_sweeper.events import COMPLETED, FAILED
 from grid_sweeper.launch.jobs import JobFailed
 from hydra_plugins.hydra_grid_sweeper.local_launcher import GridLocalLauncher
 
@@ -75,24 +76,6 @@ class TestGridLocalLauncherIntegration(IntegrationTestSuite):
 
 
 # -- the launcher called directly (its JobReturns and events) ------------------------------------
-
-
-class Recorder:
-    def __init__(self, accept_first: int = 10**9) -> None:
-        self.started: List[JobEvent] = []
-        self.finished: List[JobEvent] = []
-        self.accept_first = accept_first
-        self.asked = 0
-
-    def job_started(self, event: JobEvent) -> None:
-        self.started.append(event)
-
-    def job_finished(self, event: JobEvent) -> None:
-        self.finished.append(event)
-
-    def accepting_new_jobs(self) -> bool:
-        self.asked += 1
-        return self.asked <= self.accept_first
 
 
 LaunchFn = Callable[..., Sequence[JobReturn]]

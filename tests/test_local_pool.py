@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Dict, List
 
 import pytest
+from recording_listener import Recorder
 
 from grid_sweeper.events import COMPLETED, FAILED, RUNNING, JobEvent
 from grid_sweeper.launch import gpus as gpus_mod
@@ -104,27 +105,6 @@ def read_marker() -> str:
 
 def spec(tmp: Path, number: int, target: Any, **kw: Any) -> JobSpec:
     return JobSpec(number=number, target=target, output_dir=str(tmp / str(number)), **kw)
-
-
-class Recorder:
-    """A JobListener that records events and can stop accepting jobs."""
-
-    def __init__(self, accept_first: int = 10**9) -> None:
-        self.started: List[JobEvent] = []
-        self.finished: List[JobEvent] = []
-        self.accept_first = accept_first
-        self.asked = 0
-
-    def job_started(self, event: JobEvent) -> None:
-        self.started.append(event)
-
-    def job_finished(self, event: JobEvent) -> None:
-        event.end_seen = time.time()  # type: ignore[attr-defined]
-        self.finished.append(event)
-
-    def accepting_new_jobs(self) -> bool:
-        self.asked += 1
-        return self.asked <= self.accept_first
 
 
 def read(path: Path) -> Dict[str, Any]:
