@@ -65,7 +65,7 @@ def test_script_flags_array_throttle_and_resources(tmp_path: Path) -> None:
     script = sbatch_script(opts, 10, 3)
     assert "#SBATCH --exclusive\n" in script
     assert "srun --unbuffered --output" in script
-    assert f"-u -m submitit.core._submit {tmp_path}/%j" in script
+    assert f"-u -m grid_sweeper.launch.slurm_submit {tmp_path}/%j" in script
 
 
 def test_script_without_srun_forwards_the_signal_and_keeps_the_exit_code() -> None:
@@ -73,9 +73,9 @@ def test_script_without_srun_forwards_the_signal_and_keeps_the_exit_code() -> No
     script = sbatch_script(opts, 2, 2)
     assert "#SBATCH --signal=B:USR2@120" in script
     assert "srun" not in script
-    assert "/opt/py/bin/python -u -m submitit.core._submit" in script
+    assert "/opt/py/bin/python -u -m grid_sweeper.launch.slurm_submit" in script
     assert "trap 'kill -s USR2" in script
-    assert script.index("module load x") < script.index("submitit.core._submit")
+    assert script.index("module load x") < script.index("grid_sweeper.launch.slurm_submit")
     assert script.index("echo bye") < script.index("exit $_grid_rc")
 
 

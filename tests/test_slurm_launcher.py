@@ -94,7 +94,7 @@ def test_each_job_is_an_array_element_with_its_logs_at_hand(slurm_env, tmp_path:
     array_id = script.name.split("_")[0]
     slurm_env.wait_job(array_id, timeout=30)  # results come back before the teardown lines run
     assert "#SBATCH --array=0-2%3" in script.read_text()
-    assert f"--cpu-bind=none {sys.executable} -u -m submitit" in script.read_text()
+    assert f"--cpu-bind=none {sys.executable} -u -m grid_sweeper.launch.slurm_submit" in script.read_text()
     for num, job in jobs.items():
         assert job["job_id"] == f"{array_id}_{num}" and job["num"] == num
         assert job["env"]["GRID_SETUP"] == "yes"

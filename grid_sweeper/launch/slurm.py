@@ -1,12 +1,13 @@
 """SLURM backend on submitit: runs callables as job arrays and reports each job as it ends.
 
 Each task is pickled as a submitit `DelayedSubmission` and run on a node by submitit's runner
-(`python -m submitit.core._submit`), so submitit's checkpoint/requeue machinery applies
-(`max_num_timeout`, `Checkpointable`). Tasks go out as `sbatch --array` chunks of at most the
-cluster's MaxArraySize, throttled so that no more than `array_parallelism` run at once. Results are
-read from the result files as they appear; jobs that end without one are found from the
-controller's states (squeue/scontrol, no accounting needed) and become `SlurmJobError`s.
-Ctrl-C (or SIGTERM) cancels what was submitted when `cancel_on_interrupt`.
+(`python -m grid_sweeper.launch.slurm_submit`, i.e. `submitit.core._submit`), so submitit's
+checkpoint/requeue machinery applies (`max_num_timeout`, `Checkpointable`). Tasks go out as
+`sbatch --array` chunks of at most the cluster's MaxArraySize, throttled so that no more than
+`array_parallelism` run at once. Results are read from the result files as they appear; jobs
+that end without one are found from the controller's states (squeue/scontrol, no accounting
+needed) and become `SlurmJobError`s. Ctrl-C (or SIGTERM) cancels what was submitted when
+`cancel_on_interrupt`.
 """
 from __future__ import annotations
 

@@ -67,7 +67,7 @@ def sbatch_script(options: SlurmOptions, count: int, throttle: int) -> str:
         lines.append(f"#SBATCH --{key}" if value is True else f"#SBATCH --{key}={_quote(value)}")
     if options.setup:
         lines += ["", "# setup", *options.setup]
-    runner = f"{python_command(options)} -u -m submitit.core._submit {shlex.quote(options.folder)}"
+    runner = f"{python_command(options)} -u -m grid_sweeper.launch.slurm_submit {shlex.quote(options.folder)}"
     lines += ["", "# command", "export SUBMITIT_EXECUTOR=slurm"]
     lines += _srun_lines(options, runner) if options.use_srun else _batch_step_lines(runner)
     if options.teardown:
