@@ -18,6 +18,7 @@ from hydra.core.plugins import Plugins
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.plugins.launcher import Launcher
 from hydra.test_utils.launcher_common_tests import IntegrationTestSuite, LauncherTestSuite
+from process_table import wait_gone
 from pytest import mark, param
 from recording_listener import Recorder
 
@@ -291,22 +292,6 @@ def test_cli_failures_are_reported_and_the_rest_run(tmp_path: Path) -> None:
     assert "job 1 failed: exited with code 3" in out
     assert "job 2 failed: killed by signal SIGSEGV" in out
     assert "raised on purpose" in (tmp_path / "sweep" / "0" / "stderr.log").read_text()
-
-
-def alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
-
-
-def wait_gone(pids: List[int], timeout: float = 5.0) -> List[int]:
-    """The pids still alive (not zombies) after waiting up to `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while any(alive(p) for p in pids) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return [p for p in pids if alive(p)]
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])

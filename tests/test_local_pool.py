@@ -14,9 +14,10 @@ import threading
 import time
 from functools import partial
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict
 
 import pytest
+from process_table import wait_gone
 from recording_listener import Recorder
 
 from grid_sweeper.events import COMPLETED, FAILED, RUNNING, JobEvent
@@ -345,24 +346,6 @@ POOL_SCRIPT = textwrap.dedent("""
         print("ERRORS", [r.error for r in e.results])
         sys.exit(130)
 """)
-
-
-def alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
-
-
-def wait_gone(pids: List[int], timeout: float = 5.0) -> List[int]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        left = [p for p in pids if alive(p)]
-        if not left:
-            return []
-        time.sleep(0.05)
-    return [p for p in pids if alive(p)]
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
