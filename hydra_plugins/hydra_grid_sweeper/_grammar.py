@@ -106,8 +106,9 @@ def _install_parse_fallback() -> None:
                 parsed.extend(original(self, [line]))
             except Exception as hydra_error:
                 parsed.append(_grid_fallback(self, original, line, hydra_error))
-            if isinstance(parsed[-1]._value, GridSweep):
-                getattr(_compose_state, "grid_lines", []).append(line)
+            grid_lines = getattr(_compose_state, "grid_lines", None)  # set while composing
+            if grid_lines is not None and isinstance(parsed[-1]._value, GridSweep):
+                grid_lines.append(line)
         return parsed
 
     OverridesParser.parse_overrides = _mark(parse_overrides)
@@ -161,7 +162,7 @@ def _install_list_sweeps() -> None:
 
     def load_configuration(self: Any, *args: Any, **kwargs: Any) -> Any:
         run_mode = kwargs.get("run_mode", args[2] if len(args) > 2 else None)
-        previous = getattr(_compose_state, "multirun", False), getattr(_compose_state, "grid_lines", [])
+        previous = getattr(_compose_state, "multirun", False), getattr(_compose_state, "grid_lines", None)
         _compose_state.multirun, _compose_state.grid_lines = run_mode == RunMode.MULTIRUN, []
         try:
             cfg = original_load(self, *args, **kwargs)
