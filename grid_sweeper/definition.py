@@ -25,11 +25,9 @@ def load_definition(sweep_dir: Path) -> Optional[Dict[str, Any]]:
 
 
 def _by_key(lines: List[str]) -> Dict[str, str]:
-    result = {}
-    for line in lines:
-        key, _, value = line.partition("=")
-        result[key.lstrip("+~")] = value
-    return result
+    from grid_sweeper.records import split_override
+
+    return dict(split_override(line) for line in lines)
 
 
 def definition_changes(saved: Dict[str, Any], current: Dict[str, Any]) -> List[str]:

@@ -267,18 +267,16 @@ class GridSweeper(Sweeper):
         from hydra_plugins.hydra_grid_sweeper._records import event_of
 
         assert self.launcher is not None
-        if getattr(self.launcher, "supports_job_numbers", False):
-            runs = [numbers]
-        else:
-            runs = _contiguous_runs(numbers)
+        takes_numbers = bool(getattr(self.launcher, "supports_job_numbers", False))
+        runs = [numbers] if takes_numbers else _contiguous_runs(numbers)
         returns = []
         for run in runs:
-            if getattr(self.launcher, "supports_job_numbers", False):
-                self.launcher.job_numbers = list(run) if not isinstance(run, range) else run
+            if takes_numbers:
+                self.launcher.job_numbers = run
             try:
                 results = self.launcher.launch(jobs.subset(run), initial_job_idx=run[0])
             finally:
-                if getattr(self.launcher, "supports_job_numbers", False):
+                if takes_numbers:
                     self.launcher.job_numbers = None
             if not hasattr(self.launcher, "listener"):  # a launcher that reports no events
                 now = time.time()
