@@ -1,0 +1,214 @@
+"""The compose cache gives every job the config that Hydra's `load_sweep_config` gives it.
+
+A property test draws override sets (values of every type, `+key`, `++key`, `~key`,
+interpolations, group choices, `+group`, `~group`, `hydra.*` keys, callbacks, invalid values) on
+a small app (structured schema + YAML + config group, tests/apps/compose) and compares the
+cache's config with Hydra's node for node (`hydra` included: types, flags, unresolved
+interpolations, resolver cache), or the error with Hydra's error.
+"""
+from __future__ import annotations
+
+import math
+import os
+import sys
+from pathlib import Path
+from typing import Any, Iterator, List, Tuple
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from omegaconf import DictConfig, ListConfig, OmegaConf, ValueNode
+
+APP_DIR = Path(__file__).resolve().parent / "apps" / "compose"
+ENV_KEY = "COMPOSE_TEST_ENV"
+
+
+@pytest.fixture(scope="module")
+def hydra_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tuple[Any, DictConfig, Any]]:
+    """(config loader, master config of a multirun, ComposeCache) of the compose test app."""
+    from hydra._internal.hydra import Hydra
+    from hydra._internal.utils import create_config_search_path
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.utils import setup_globals
+    from hydra.types import RunMode
+
+    from hydra_plugins.hydra_grid_sweeper._compose import ComposeCache
+
+    sys.path.insert(0, str(APP_DIR))
+    import schema  # noqa: E402 - the app's structured config, registered in the ConfigStore
+
+    schema.register()
+    previous_env = os.environ.get(ENV_KEY)
+    os.environ[ENV_KEY] = "launcher"
+    GlobalHydra.instance().clear()
+    hydra = Hydra.create_main_hydra2(
+        task_name="compose_app", config_search_path=create_config_search_path(f"file://{APP_DIR / 'conf'}")
+    )
+    setup_globals()
+    master = hydra.compose_config(
+        config_name="config",
+        overrides=[
+            f"hydra.sweep.dir={tmp_path_factory.mktemp('sweep')}",
+            "hydra.job.config.override_dirname.exclude_keys=[epochs]",
+            "hydra.job.config.override_dirname.kv_sep=:",
+        ],
+        run_mode=RunMode.MULTIRUN,
+    )
+    OmegaConf.resolve(OmegaConf.create({"t": "${now:%H-%M-%S-%f}"}, parent=master))  # a resolver cache
+    try:
+        yield hydra.config_loader, master, ComposeCache(hydra.config_loader, master)
+    finally:
+        GlobalHydra.instance().clear()
+        sys.path.remove(str(APP_DIR))
+        if previous_env is None:
+            os.environ.pop(ENV_KEY, None)
+        else:
+            os.environ[ENV_KEY] = previous_env
+
+
+def assert_same_nodes(expected: Any, got: Any, path: str = "") -> None:
+    """Equal node for node: node class, metadata (types, flags, key), value or interpolation."""
+    where = path or "<root>"
+    assert type(got) is type(expected), f"{where}: {type(got).__name__} != {type(expected).__name__}"
+    em, gm = expected._metadata, got._metadata
+    for field in ("ref_type", "object_type", "optional", "key", "flags"):
+        assert getattr(gm, field, None) == getattr(em, field, None), f"{where}: {field} differs"
+    if isinstance(expected, ValueNode):
+        a, b = expected._value(), got._value()
+        same = a == b or (isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b))
+        assert same and type(a) is type(b), f"{where}: {b!r} != {a!r}"
+        return
+    if expected._is_none() or expected._is_missing() or expected._is_interpolation():
+        assert got._value() == expected._value(), f"{where}: {got._value()!r} != {expected._value()!r}"
+        return
+    if isinstance(expected, DictConfig):
+        assert list(got.keys()) == list(expected.keys()), f"{where}: keys {list(got.keys())} != {list(expected.keys())}"
+        for key in expected.keys():
+            assert_same_nodes(expected._get_node(key), got._get_node(key), f"{path}.{key}".lstrip("."))
+    else:
+        assert isinstance(expected, ListConfig)
+        assert len(got) == len(expected), f"{where}: length differs"
+        for i in range(len(expected)):
+            assert_same_nodes(expected._get_node(i), got._get_node(i), f"{path}[{i}]")
+
+
+def outcome(compose: Any) -> Tuple[str, Any]:
+    try:
+        return "config", compose()
+    except Exception as error:  # noqa: BLE001 - the error is the outcome to compare
+        return "error", f"{type(error).__name__}: {error}"
+
+
+# -- override sets -------------------------------------------------------------------------------
+def _quoted(text: str) -> str:
+    from hydra.core.override_parser.types import Quote, QuotedString
+
+    return QuotedString(text=text, quote=Quote.single).with_quotes()
+
+
+_floats = st.floats(allow_nan=True, allow_infinity=True).map(repr)
+_ints = st.integers(-(10**9), 10**9).map(str)
+_bools = st.sampled_from(["true", "false", "True", "FALSE"])
+_strings = st.text(st.sampled_from("abcXYZ019 _-.:/,=$'\"\\"), max_size=8).map(_quoted)
+_plain_words = st.sampled_from(["abc", "x_y", "hello-world", "a.b"])
+_interpolations = st.sampled_from(
+    ["${lr}", "${model.width}", "'${name}-${epochs}'", "${oc.env:HOME}", "${hydra:job.num}"]
+)
+_scalars = st.one_of(_floats, _ints, _bools, _strings, _plain_words, _interpolations, st.just("null"))
+_lists = st.lists(st.one_of(_ints, _plain_words, _floats), max_size=3).map(lambda xs: "[" + ",".join(xs) + "]")
+_dicts = st.lists(st.tuples(st.sampled_from(["a", "b", "c"]), st.one_of(_ints, _plain_words)), max_size=3).map(
+    lambda kv: "{" + ",".join(f"{k}:{v}" for k, v in kv) + "}"
+)
+_values = st.one_of(_scalars, _lists, _dicts)
+_keys = st.sampled_from([
+    "lr", "epochs", "flag", "label", "ratio", "sizes", "table", "name", "tag", "items", "maybe",
+    "model.width", "model.act", "model.dropout", "nested.a", "nested.b.c", "nested", "new_key", "table.k",
+])
+
+
+def _value_override() -> Any:
+    """Any prefix, key and value: mostly errors (wrong type, missing key), compared too."""
+    plain = st.tuples(st.sampled_from(["", "+", "++"]), _keys, _values).map(lambda t: f"{t[0]}{t[1]}={t[2]}")
+    delete = st.tuples(_keys, st.one_of(st.none(), _scalars)).map(
+        lambda t: f"~{t[0]}" if t[1] is None else f"~{t[0]}={t[1]}"
+    )
+    return st.one_of(plain, delete)
+
+
+_numbers = st.one_of(_floats, _ints)
+_texts = st.one_of(_strings, _plain_words, _interpolations)
+_typed = st.one_of(  # values the schema accepts, so that most jobs compose
+    st.tuples(st.just("lr"), st.one_of(_numbers, _interpolations)),
+    st.tuples(st.just("epochs"), st.one_of(_ints, st.just("${model.depth}"))),
+    st.tuples(st.just("flag"), _bools),
+    st.tuples(st.sampled_from(["label", "name", "tag", "model.act", "nested.b.c"]), _texts),
+    st.tuples(st.just("ratio"), st.one_of(_floats, st.just("null"))),
+    st.tuples(st.sampled_from(["sizes", "items"]), st.lists(_ints, max_size=3).map(lambda xs: f"[{','.join(xs)}]")),
+    st.tuples(st.sampled_from(["model.width", "model.depth"]), _ints),
+    st.tuples(st.sampled_from(["maybe", "nested.a", "nested.b"]), _values),
+    st.tuples(st.sampled_from(["+new_key", "++new_key", "+table.k", "++nested.b.d", "+model.extra"]), _values),
+    st.tuples(st.sampled_from(["~nested.a", "~maybe", "~nested.b.c", "~model.act"]), st.none()),
+).map(lambda t: t[0] if t[1] is None else f"{t[0]}={t[1]}")
+
+
+_composition = st.sampled_from([
+    "model=small", "model=large", "model=large", "+extra=on", "~model", "model@other=large", "model=nope",
+    "hydra.job.chdir=true", "hydra.job.name=renamed", "hydra.verbose=true",
+    "+hydra.callbacks.more={_target_:hydra.experimental.callback.Callback}",
+    "hydra.sweep.subdir=${hydra.job.override_dirname}", "lr=1,2",
+])
+_jobs = st.lists(st.one_of(_typed, _typed, _typed, _typed, _value_override(), _composition), max_size=5)
+
+
+@settings(max_examples=int(os.environ.get("COMPOSE_EXAMPLES", "120")), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(overrides=_jobs, env=st.sampled_from(["launcher", "job"]))
+def test_cached_config_equals_load_sweep_config(hydra_app: Any, overrides: List[str], env: str) -> None:
+    loader, master, cache = hydra_app
+    os.environ[ENV_KEY] = env  # env_copy is read when a job is composed, in the job's process
+    try:
+        expected = outcome(lambda: loader.load_sweep_config(master, list(overrides)))
+        hits = cache.hits
+        got = outcome(lambda: cache.compose(overrides))
+    finally:
+        os.environ[ENV_KEY] = "launcher"
+    assert got[0] == expected[0], f"{overrides}: cache {got[1]} but Hydra {expected[1]}"
+    if expected[0] == "error":
+        assert got[1] == expected[1]
+        checked = outcome(lambda: cache.check(overrides))
+        assert checked == ("error", expected[1])
+        return
+    assert_same_nodes(expected[1], got[1])
+    assert OmegaConf.get_cache(got[1]) == OmegaConf.get_cache(expected[1])
+    assert cache.check(overrides) is None
+    if cache.plan(overrides) is not None:  # a value-only job Hydra composes came from a base
+        assert cache.hits == hits + 1, f"{overrides}: composed by Hydra, not from its base"
+
+
+def test_value_jobs_come_from_one_base_per_group_choice(hydra_app: Any) -> None:
+    loader, master, _ = hydra_app
+    from hydra_plugins.hydra_grid_sweeper._compose import ComposeCache
+
+    cache = ComposeCache(loader, master)
+    calls: List[List[str]] = []
+    original = loader.load_sweep_config
+
+    def counting(master_config: DictConfig, overrides: List[str]) -> DictConfig:
+        calls.append(list(overrides))
+        return original(master_config, overrides)
+
+    loader.load_sweep_config = counting
+    try:
+        jobs = [[f"lr={lr}", f"model={m}", "+new=1"] for lr in (0.1, 0.2, 0.3) for m in ("small", "large")]
+        jobs.append(["hydra.job.chdir=true", "lr=0.5"])
+        configs = [cache.job_config(job, num, f"id{num}") for num, job in enumerate(jobs)]
+    finally:
+        loader.load_sweep_config = original
+    assert calls == [["model=small"], ["model=large"], ["hydra.job.chdir=true", "lr=0.5"]]
+    assert (cache.hits, cache.misses) == (6, 1)
+    assert [c.lr for c in configs[:6]] == [0.1, 0.1, 0.2, 0.2, 0.3, 0.3]
+    assert configs[3].model.width == 64 and configs[3].hydra.runtime.choices.model == "large"
+    assert configs[3].hydra.job.num == 3 and configs[3].hydra.job.id == "id3"
+    assert list(configs[3].hydra.overrides.task) == jobs[3]
+    assert configs[3].hydra.job.override_dirname == "+new:1,lr:0.2,model:large"
+    assert configs[6].hydra.job.chdir is True
