@@ -14,11 +14,12 @@ setup(
         "omegaconf",
         "numpy",
         "submitit>=1.4",
-        "rich",
         "PyYAML",
     ],
     extras_require={
-        "test": ["pytest", "pytest-xdist", "hypothesis", "ruff"],
+        "report": ["plotly>=5"],  # gridsweep report, hydra.sweeper.report=true
+        # websocket-client drives the headless Chromium that checks report.html renders
+        "test": ["pytest", "pytest-xdist", "hypothesis", "ruff", "plotly>=5", "websocket-client"],
     },
     entry_points={"console_scripts": ["gridsweep=grid_sweeper.cli:main"]},
     include_package_data=True,

@@ -3,6 +3,7 @@
     gridsweep run main.py --alpha "uniform(1e-5, 1e-1, 3)" --beta "[1, 2, 3, 4]"
     gridsweep run --strategy random_search --num_trials 3 main.py --alpha "uniform(1e-5, 1e-1)"
     gridsweep run --launcher slurm --partition gpu --gpus_per_node 1 ./train.sh --lr "[0.1, 0.01]"
+    gridsweep report gridsweep_runs/2026-11-29_10-00-00
 
 Options before the script belong to gridsweep; everything after the script is the script's.
 """
@@ -32,9 +33,9 @@ flag values (after the script):
   shell string: no value is ever executed.
 
 records (in --sweep_dir): grid_sweep.yaml, results.jsonl (one line as each job ends),
-  results.csv, summary.yaml; per job <n>/command.txt, stdout.log, stderr.log, exit_code.
-  A job's return value is the last line of its stdout when that is a number or a JSON object,
-  else its exit code.
+  results.csv, summary.yaml (report.html with --report); per job <n>/command.txt, stdout.log,
+  stderr.log, exit_code. A job's return value is the last line of its stdout when that is a
+  number or a JSON object, else its exit code; --metric loss picks a key of the JSON object.
 """
 
 
@@ -56,7 +57,11 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--sweep_dir", default=None, help="where records and job dirs go "
                                                           "(default gridsweep_runs/<date>_<time>)")
     sweep.add_argument("--resume", action="store_true", help="rerun in --sweep_dir: skip completed jobs")
-    sweep.add_argument("--maximize", action="store_true", help="best jobs have the highest value (default lowest)")
+    sweep.add_argument("--metric", default=None,
+                       help="the key of the JSON object a job prints that ranks jobs (dotted for nested "
+                            "objects: val.loss); default: a printed number")
+    sweep.add_argument("--maximize", action="store_true", help="best jobs have the highest metric (default lowest)")
+    sweep.add_argument("--report", action="store_true", help="write report.html at the end (needs plotly)")
     sweep.add_argument("--max_failure_rate", type=float, default=1.0,
                        help="stop launching once more than this fraction of jobs failed (default 1: never)")
     launch = run.add_argument_group("launcher")
@@ -75,20 +80,54 @@ def build_parser() -> argparse.ArgumentParser:
     launch.add_argument("--qos", default=None, help="slurm: QOS")
     run.add_argument("script", help="a .py file (run with this Python) or any executable")
     run.add_argument("script_args", nargs=argparse.REMAINDER, help="the script's own arguments")
+    report = commands.add_parser(
+        "report", help="write report.html of a sweep dir",
+        description="Write SWEEP_DIR/report.html: a parallel-coordinates chart of the swept flags against the "
+                    "metric, the metric against each flag, and the results table (needs plotly: "
+                    "pip install 'hydra-grid-sweeper[report]'). Works for gridsweep and Hydra sweep dirs.",
+    )
+    report.add_argument("sweep_dir", help="a sweep's dir (the one holding results.jsonl)")
+    report.add_argument("--metric", default=None, help="default: the sweep's own metric")
+    direction = report.add_mutually_exclusive_group()
+    direction.add_argument("--maximize", dest="maximize", action="store_true", default=None,
+                           help="highest is best (default: as the sweep was run)")
+    direction.add_argument("--minimize", dest="maximize", action="store_false", help="lowest is best")
     return parser
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     logging.basicConfig(level=logging.INFO, format="[%(name)s] %(message)s", stream=sys.stderr)
     args = build_parser().parse_args(argv)
+    if args.command == "report":
+        return make_report(args)
     try:
         return run_sweep(args)
+    except KeyboardInterrupt as stop:  # outside the launchers, which end their jobs themselves
+        from grid_sweeper.interrupts import exit_code
+
+        log.warning("interrupted")
+        return exit_code(stop)
     except GridExpressionError as error:
         print(f"gridsweep: {error}", file=sys.stderr)
         return 2
     except SweepSetupError as error:
         print(f"gridsweep: {error}", file=sys.stderr)
         return 2
+
+
+def make_report(args: argparse.Namespace) -> int:
+    from grid_sweeper.report import ReportUnavailable, write_report
+
+    try:
+        path = write_report(Path(args.sweep_dir), args.metric, args.maximize)
+    except ReportUnavailable as error:
+        print(f"gridsweep: {error}", file=sys.stderr)
+        return 1
+    except FileNotFoundError as error:
+        print(f"gridsweep: {error}", file=sys.stderr)
+        return 2
+    print(path.absolute())
+    return 0
 
 
 class SweepSetupError(Exception):
@@ -121,6 +160,7 @@ def run_sweep(args: argparse.Namespace) -> int:
     plan = None if args.strategy == "none" else _plan(swept, args)
     size = 1 if plan is None else plan.size
     seed = None if plan is None else plan.seed
+    draws = plan is not None and plan.draws
 
     def argv_of(number: int) -> List[str]:
         if plan is None:
@@ -144,13 +184,15 @@ def run_sweep(args: argparse.Namespace) -> int:
         "num_trials": args.num_trials if args.strategy == "random_search" else None,
         "flags": [f"{t.name}={t.text}" for t in options] + [t.text for t in tokens if not isinstance(t, Option)],
         "jobs": size,
+        "metric": args.metric,
+        "maximize": args.maximize,
     }
     done = _check_resume(sweep_dir, saved, definition) if saved is not None else set()
     sweep_dir.mkdir(parents=True, exist_ok=True)
     from grid_sweeper.definition import save_definition
 
     save_definition(sweep_dir, definition)
-    seed_note = f", seed {seed} (rerun with --seed {seed})" if seed is not None else ""
+    seed_note = f", seed {seed} (rerun with --seed {seed})" if draws else ""
     log.info(f"{size} job(s), strategy {args.strategy}{seed_note}, records in {sweep_dir}"
              + (f", resuming: {len(done)} already completed" if args.resume else ""))
     numbers = [n for n in range(size) if n not in done]
@@ -218,8 +260,9 @@ def _check_resume(sweep_dir: Path, saved: Dict[str, Any], definition: Dict[str, 
 def _launch_and_report(
     jobs: List[Any], size: int, already_done: int, swept: List[str], sweep_dir: Path, args: argparse.Namespace
 ) -> int:
+    from grid_sweeper.interrupts import exit_code, sigterm_as_interrupt
     from grid_sweeper.progress import Progress
-    from grid_sweeper.records import SweepRecorder, summarize, summary_text, write_summary
+    from grid_sweeper.records import SweepRecorder, conclude
     from grid_sweeper.script_metrics import MetricListener
 
     recorder = SweepRecorder(sweep_dir, size, swept, args.max_failure_rate, Progress(size),
@@ -229,27 +272,30 @@ def _launch_and_report(
         job_dir = sweep_dir / str(number)
         job_dir.mkdir(parents=True, exist_ok=True)
         (job_dir / "command.txt").write_text(shlex.join(argv) + "\n", encoding="utf-8")
-    interrupted = False
+    stopped: Optional[BaseException] = None
     try:
-        if args.launcher == "slurm":
-            interrupted = _run_slurm(jobs, sweep_dir, listener, args)
-        else:
-            interrupted = _run_local(jobs, sweep_dir, listener, args)
+        with sigterm_as_interrupt():
+            if args.launcher == "slurm":
+                stopped = _run_slurm(jobs, sweep_dir, listener, args)
+            else:
+                stopped = _run_local(jobs, sweep_dir, listener, args)
+    except KeyboardInterrupt as stop:  # between jobs, outside the launcher's own handling
+        stopped = stop
     finally:
         recorder.close()
-    recorder.write_csv()
-    summary = summarize(sweep_dir, size, maximize=args.maximize)
-    write_summary(sweep_dir, summary)
-    print(summary_text(summary), file=sys.stderr)
+    summary, text = conclude(sweep_dir, size, swept, args.metric, args.maximize, args.report)
+    print(text, file=sys.stderr)
     if recorder.stopped_for_failures:
         print(f"gridsweep: stopped launching new jobs: more than max_failure_rate={args.max_failure_rate} "
               f"of the {size} jobs failed", file=sys.stderr)
-    if interrupted:
-        return 130
+    if stopped is not None:
+        print(f"gridsweep: interrupted; resume with: gridsweep run --resume --sweep_dir {sweep_dir} ...",
+              file=sys.stderr)
+        return exit_code(stopped)
     return 1 if summary["failed"] or summary["not_run"] else 0
 
 
-def _run_local(jobs: List[Any], sweep_dir: Path, listener: Any, args: argparse.Namespace) -> bool:
+def _run_local(jobs: List[Any], sweep_dir: Path, listener: Any, args: argparse.Namespace) -> Optional[BaseException]:
     from grid_sweeper.launch.local import Interrupted, JobSpec, LocalPool
 
     gpus = [g.strip() for g in args.gpus.split(",") if g.strip()] if args.gpus else None
@@ -259,18 +305,18 @@ def _run_local(jobs: List[Any], sweep_dir: Path, listener: Any, args: argparse.N
     )
     specs = [JobSpec(number=n, argv=argv, output_dir=str(sweep_dir / str(n)), overrides=overrides,
                      cwd=os.getcwd(), label=f"job #{n}") for n, argv, overrides in jobs]
+    stopped: Optional[BaseException] = None
     try:
         results = pool.run(specs)
-        interrupted = False
     except Interrupted as stop:
-        results, interrupted = stop.results, True
+        results, stopped = stop.results, stop
     for result in results:
         if result.returncode is not None:
             Path(result.spec.output_dir, "exit_code").write_text(f"{result.returncode}\n")
-    return interrupted
+    return stopped
 
 
-def _run_slurm(jobs: List[Any], sweep_dir: Path, listener: Any, args: argparse.Namespace) -> bool:
+def _run_slurm(jobs: List[Any], sweep_dir: Path, listener: Any, args: argparse.Namespace) -> Optional[BaseException]:
     from grid_sweeper.launch.slurm import SlurmOptions, SlurmRunner, command_task
 
     options = SlurmOptions(
@@ -286,9 +332,9 @@ def _run_slurm(jobs: List[Any], sweep_dir: Path, listener: Any, args: argparse.N
         tasks.append(task)
     try:
         SlurmRunner(options, listener=listener).run(tasks)
-    except KeyboardInterrupt:
-        return True
-    return False
+    except KeyboardInterrupt as stop:
+        return stop
+    return None
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ def load_definition(sweep_dir: Path) -> Optional[Dict[str, Any]]:
 
 
 def _by_key(lines: List[str]) -> Dict[str, str]:
-    from grid_sweeper.records import split_override
+    from grid_sweeper.metrics import split_override
 
     return dict(split_override(line) for line in lines)
 

@@ -13,9 +13,10 @@ import os
 import threading
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Dict, Optional, Sequence
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 from grid_sweeper.events import COMPLETED, FAILED, JobEvent
+from grid_sweeper.metrics import log_of, metric_label, metric_of, ranked, table
 
 RESULTS_JSONL = "results.jsonl"
 RESULTS_CSV = "results.csv"
@@ -85,11 +86,6 @@ def load_results(sweep_dir: Path) -> Dict[int, Dict[str, Any]]:
             if isinstance(record, dict) and isinstance(record.get("job"), int):
                 records[record["job"]] = record
     return records
-
-
-def split_override(line: str) -> tuple:
-    key, _, value = line.partition("=")
-    return key.lstrip("+~"), value
 
 
 class SweepRecorder:
@@ -171,57 +167,47 @@ class SweepRecorder:
             self.progress.close()
 
     # -- end of sweep --------------------------------------------------------------------------
-    def write_csv(self) -> Path:
-        """results.csv: one column per swept flag, then status, return value, duration."""
-        records = sorted(load_results(self.sweep_dir).values(), key=lambda r: r["job"])
-        path = self.sweep_dir / RESULTS_CSV
-        keys = self.swept_keys or sorted({split_override(o)[0] for r in records for o in r["overrides"]})
-        with open(path, "w", newline="", encoding="utf-8") as out:
-            writer = csv.writer(out)
-            writer.writerow(["job", *keys, "status", "return_value", "duration", "error"])
-            for record in records:
-                values = dict(split_override(o) for o in record["overrides"])
-                result = record.get("return_value")
-                shown = json.dumps(result) if isinstance(result, (list, dict)) else result
-                writer.writerow([
-                    record["job"],
-                    *[values.get(k, "") for k in keys],
-                    record["status"],
-                    "" if result is None else shown,
-                    record.get("duration"),
-                    record.get("error", ""),
-                ])
-        return path
+    def write_csv(self, metric: Optional[str] = None) -> Path:
+        """results.csv: the table of `grid_sweeper.metrics.table` (prefixed flag and return columns)."""
+        return write_csv(self.sweep_dir, self.swept_keys, metric)
 
 
-def is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+def write_csv(sweep_dir: Path, swept: Sequence[str] = (), metric: Optional[str] = None) -> Path:
+    """results.csv from results.jsonl: one row per job, in job order."""
+    records = sorted(load_results(sweep_dir).values(), key=lambda r: r["job"])
+    columns, rows = table(records, swept, metric)
+    path = Path(sweep_dir) / RESULTS_CSV
+    with open(path, "w", newline="", encoding="utf-8") as out:
+        writer = csv.DictWriter(out, fieldnames=columns, restval="")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: "" if v is None else v for k, v in row.items()})
+    return path
 
 
-def summarize(sweep_dir: Path, total: int, maximize: bool = False, best: int = 5) -> Dict[str, Any]:
-    """The sweep's summary from results.jsonl: counts, best jobs, failed jobs."""
+def summarize(
+    sweep_dir: Path, total: int, maximize: bool = False, best: int = 5, metric: Optional[str] = None
+) -> Dict[str, Any]:
+    """The sweep's summary from results.jsonl: counts, the best jobs by the metric, failed jobs."""
     records = sorted(load_results(sweep_dir).values(), key=lambda r: r["job"])
     completed = [r for r in records if r["status"] == COMPLETED]
     failed = [r for r in records if r["status"] == FAILED]
-    scored = [r for r in completed if is_number(r.get("return_value"))]
-    scored.sort(key=lambda r: r["return_value"], reverse=maximize)
+    scored = ranked(completed, metric, maximize)
     return {
         "total": total,
         "completed": len(completed),
         "failed": len(failed),
         "not_run": total - len(records),
+        "metric": metric,
         "objective": "maximize" if maximize else "minimize",
+        "unscored": len(completed) - len(scored),
         "best": [
-            {"job": r["job"], "return_value": r["return_value"], "overrides": r["overrides"]}
+            {"job": r["job"], "metric": metric_of(r["return_value"], metric), "overrides": r["overrides"],
+             "return_value": r["return_value"]}
             for r in scored[:best]
         ],
         "failures": [
-            {
-                "job": r["job"],
-                "overrides": r["overrides"],
-                "error": r.get("error", ""),
-                "log": (r.get("logs") or {}).get("stderr") or r.get("output_dir", ""),
-            }
+            {"job": r["job"], "overrides": r["overrides"], "error": r.get("error", ""), "log": log_of(r)}
             for r in failed
         ],
     }
@@ -234,11 +220,14 @@ def summary_text(summary: Dict[str, Any]) -> str:
         + (f", {summary['not_run']} not run" if summary["not_run"] else "")
         + f" of {summary['total']}"
     ]
+    label = metric_label(summary.get("metric"))
     if summary["best"]:
         word = "highest" if summary["objective"] == "maximize" else "lowest"
-        lines.append(f"Best jobs ({word} return value):")
+        lines.append(f"Best jobs ({word} {label}):")
         for entry in summary["best"]:
-            lines.append(f"  #{entry['job']} {entry['return_value']!r:<12} {' '.join(entry['overrides'])}")
+            lines.append(f"  #{entry['job']} {entry['metric']!r:<12} {' '.join(entry['overrides'])}")
+    if summary.get("unscored") and summary.get("metric"):
+        lines.append(f"{summary['unscored']} completed job(s) returned no number at '{summary['metric']}'")
     if summary["failures"]:
         lines.append("Failed jobs:")
         for entry in summary["failures"]:
@@ -255,3 +244,28 @@ def write_summary(sweep_dir: Path, summary: Dict[str, Any]) -> Path:
     path = Path(sweep_dir) / SUMMARY_YAML
     path.write_text(yaml.safe_dump(summary, sort_keys=False, allow_unicode=True), encoding="utf-8")
     return path
+
+
+def conclude(
+    sweep_dir: Path, total: int, swept: Sequence[str] = (), metric: Optional[str] = None,
+    maximize: bool = False, report: bool = False,
+) -> Tuple[Dict[str, Any], str]:
+    """The end of a sweep: results.csv, summary.yaml (and report.html); the summary and its text.
+
+    The text is the summary, then where each file is, so that a finished sweep says where to look.
+    """
+    sweep_dir = Path(sweep_dir)
+    files = [write_csv(sweep_dir, swept, metric)]
+    summary = summarize(sweep_dir, total, maximize=maximize, metric=metric)
+    files.append(write_summary(sweep_dir, summary))
+    notes = []
+    if report:
+        from grid_sweeper.report import ReportUnavailable, write_report
+
+        try:
+            files.append(write_report(sweep_dir, metric, maximize))
+        except ReportUnavailable as error:
+            notes.append(f"report.html not written: {error}")
+    lines = [summary_text(summary), *notes]
+    lines += [f"{path.name}: {path.absolute()}" for path in files]
+    return summary, "\n".join(lines)

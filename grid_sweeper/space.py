@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, List, Sequence, Tuple
 
-from grid_sweeper.dimensions import Bound, Expression, FreshSampler, bind
+from grid_sweeper.dimensions import Bound, DrawnValues, Expression, FreshSampler, bind
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,11 @@ class SearchSpace:
     def fresh_flags(self) -> List[str]:
         """Flags drawn afresh per trial (distributions without a count)."""
         return [f.name for f, b in zip(self.flags, self.bound) if isinstance(b, FreshSampler)]
+
+    @property
+    def draws(self) -> bool:
+        """Whether any flag's values are drawn at random (so the seed matters)."""
+        return any(isinstance(b, (FreshSampler, DrawnValues)) for b in self.bound)
 
     def digits(self, index: int) -> List[int]:
         """Per-flag value positions of combination `index` (fresh flags get 0)."""

@@ -32,6 +32,12 @@ class SweepPlan(Sequence[List[Tuple[str, Any]]]):
     def seed(self) -> int:
         return self.space.seed
 
+    @property
+    def draws(self) -> bool:
+        """Whether anything in this plan was drawn at random: only then is the seed worth printing."""
+        picked = self._picks is not None and list(self._picks) != list(range(len(self._picks)))
+        return picked or self.space.draws
+
     def __len__(self) -> int:
         return self.size
 

@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from grid_sweeper.events import COMPLETED, FAILED, JobEvent
+from grid_sweeper.metrics import metric_of
 from grid_sweeper.progress import Progress
 from grid_sweeper.records import (
     RESULTS_JSONL,
@@ -62,15 +63,48 @@ def test_jsonable_values() -> None:
     assert jsonable(np.zeros(2)).startswith("array(")
 
 
-def test_csv_has_one_column_per_swept_flag(tmp_path: Path) -> None:
+def test_csv_has_prefixed_flag_and_return_columns(tmp_path: Path) -> None:
     recorder = SweepRecorder(tmp_path, total=2, swept_keys=["a", "b"])
     recorder.job_finished(event(1, failed=True, a="x"))
-    recorder.job_finished(event(0, {"loss": 1}, a="y"))
+    recorder.job_finished(event(0, {"loss": 1, "val": {"acc": 0.5, "hist": [1]}}, a="y"))
     recorder.close()
-    rows = list(csv.DictReader(io.StringIO(recorder.write_csv().read_text())))
+    rows = list(csv.DictReader(io.StringIO(recorder.write_csv(metric="val.acc").read_text())))
     assert [r["job"] for r in rows] == ["0", "1"]
-    assert list(rows[0]) == ["job", "a", "b", "status", "return_value", "duration", "error"]
-    assert rows[0]["a"] == "y" and rows[0]["return_value"] == '{"loss": 1}' and rows[1]["status"] == "failed"
+    assert list(rows[0]) == ["job", "flag.a", "flag.b", "status", "metric", "return.loss", "return.val.acc",
+                             "duration", "error", "log"]
+    assert rows[0]["flag.a"] == "y" and rows[0]["return.loss"] == "1" and rows[0]["metric"] == "0.5"
+    assert rows[1]["status"] == "failed" and rows[1]["log"] == "/out/1/stderr.log"
+
+
+def test_no_flag_or_returned_key_clashes_with_our_columns(tmp_path: Path) -> None:
+    recorder = SweepRecorder(tmp_path, total=1, swept_keys=["error", "status"])
+    recorder.job_finished(JobEvent(number=0, overrides=["error=1", "status=2"], status=COMPLETED,
+                                   return_value={"error": 0.25, "job": 7}))
+    recorder.close()
+    header = recorder.write_csv().read_text().splitlines()[0].split(",")
+    assert len(header) == len(set(header))
+    assert {"flag.error", "flag.status", "return.error", "return.job", "error", "status", "job"} <= set(header)
+
+
+def test_metric_lookup() -> None:
+    assert metric_of(0.5, None) == 0.5 and metric_of(True, None) is None
+    assert metric_of({"loss": 0.3}, None) is None and metric_of({"loss": 0.3}, "loss") == 0.3
+    assert metric_of({"val": {"loss": 0.2}}, "val.loss") == 0.2
+    assert metric_of({"val/loss": 1.0, "a.b": 2}, "a.b") == 2 and metric_of({"loss": "x"}, "loss") is None
+    assert metric_of({"val": {"loss": 0.2}}, "val.acc") is None and metric_of(float("nan"), None) is None
+
+
+def test_summary_ranks_dict_returns_by_the_metric(tmp_path: Path) -> None:
+    recorder = SweepRecorder(tmp_path, total=3)
+    for number, acc in [(0, 0.7), (1, 0.9), (2, 0.8)]:
+        recorder.job_finished(event(number, {"loss": 1 - acc, "acc": acc}))
+    recorder.close()
+    summary = summarize(tmp_path, total=3, maximize=True, metric="acc")
+    assert [b["job"] for b in summary["best"]] == [1, 2, 0]
+    assert summary["best"][0]["metric"] == 0.9 and summary["metric"] == "acc"
+    assert "Best jobs (highest acc):" in summary_text(summary)
+    missing = summarize(tmp_path, total=3, metric="f1")
+    assert missing["best"] == [] and "3 completed job(s) returned no number at 'f1'" in summary_text(missing)
 
 
 @pytest.mark.parametrize("maximize, best", [(False, [2, 0, 3]), (True, [3, 0, 2])])

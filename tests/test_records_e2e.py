@@ -30,7 +30,7 @@ def test_mixed_sweep_table_progress_and_summary(tmp_path: Path) -> None:
     assert table[3]["overrides"] == ["beta=2", "alpha=0.1", "fail_on_beta=2"]
     assert all(Path(r["output_dir"]) == sweep_dir / str(r["job"]) for r in table)
     rows = list(csv.DictReader((sweep_dir / "results.csv").open()))
-    assert [(r["beta"], r["alpha"], r["status"]) for r in rows][:3] == [
+    assert [(r["flag.beta"], r["flag.alpha"], r["status"]) for r in rows][:3] == [
         ("1", "0.5", "completed"), ("1", "0.1", "completed"), ("2", "0.5", "failed")]
     # not a terminal: one plain line per finished job, no control characters
     progress = [line for line in proc.stderr.splitlines() if line.startswith("[sweep] job #")]
@@ -92,7 +92,8 @@ def test_failure_rate_guard_stops_launching(tmp_path: Path) -> None:
     assert proc.returncode != 0
     table = results(sweep_dir)
     assert [r["status"] for r in table] == ["failed"] * 3  # 3 of 10 > 0.2: nothing more launched
-    assert "Stopped launching new jobs" in proc.stderr and "7 job(s) not run" in proc.stderr
+    output = proc.stdout + proc.stderr
+    assert "Stopped launching new jobs" in output and "7 job(s) not run" in output
     summary = yaml.safe_load((sweep_dir / "summary.yaml").read_text())
     assert summary["not_run"] == 7
 

@@ -13,17 +13,16 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import signal
-import threading
 import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from submitit.core.utils import DelayedSubmission, JobPaths
 
 from ..events import COMPLETED, FAILED, JobEvent, JobListener, NullListener
+from ..interrupts import sigterm_as_interrupt
 from .slurm_logs import array_log_patterns, log_paths, start_time
 from .slurm_options import SlurmOptions
 from .slurm_results import (
@@ -126,7 +125,7 @@ class SlurmRunner:
             return []
         chunk = self.client.max_array_size()
         tick = min(1.0, float(self.options.poll_interval_s))
-        with self._sigterm_as_interrupt():
+        with sigterm_as_interrupt():  # a killed sweep cancels its jobs
             try:
                 while self._queue or self._live:
                     self._submit_more(chunk)
@@ -415,19 +414,3 @@ class SlurmRunner:
         if arrays:
             log.error("The launcher failed; %d Slurm job(s) keep running (scancel %s)",
                       len(self._live), " ".join(arrays))
-
-    @contextlib.contextmanager
-    def _sigterm_as_interrupt(self) -> Iterator[None]:
-        """While waiting, SIGTERM behaves like Ctrl-C (so a killed sweep cancels its jobs)."""
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
-
-        def handler(signum: int, frame: Any) -> None:
-            raise KeyboardInterrupt(f"signal {signum}")
-
-        previous = signal.signal(signal.SIGTERM, handler)
-        try:
-            yield
-        finally:
-            signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)

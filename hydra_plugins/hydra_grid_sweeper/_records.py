@@ -3,6 +3,7 @@ from hydra.core.utils import JobReturn, JobStatus
 from omegaconf import OmegaConf
 
 from grid_sweeper.events import COMPLETED, FAILED, JobEvent
+from hydra_plugins.hydra_grid_sweeper._job_log import job_log_path
 
 
 def error_text(result: JobReturn) -> str:
@@ -17,6 +18,7 @@ def event_of(number: int, result: JobReturn, end: float) -> JobEvent:
     failed = result.status != JobStatus.COMPLETED
     output_dir = OmegaConf.select(result.hydra_cfg, "hydra.runtime.output_dir", default="") if (
         result.hydra_cfg is not None) else ""
+    log_file = job_log_path(result.hydra_cfg) if failed else ""
     return JobEvent(
         number=number,
         overrides=list(result.overrides or []),
@@ -25,4 +27,5 @@ def event_of(number: int, result: JobReturn, end: float) -> JobEvent:
         end=end,
         return_value=None if failed else result._return_value,
         error=error_text(result) if failed else "",
+        logs={"log": log_file} if log_file else {},
     )

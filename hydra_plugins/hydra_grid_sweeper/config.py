@@ -22,12 +22,17 @@ class GridSweeperConf:
     params: Optional[Dict[str, Any]] = None
     #: print the job list, launch nothing
     dry_run: bool = False
-    #: the summary's best jobs are those with the highest return value (default: lowest)
+    #: the key of a dict return value that ranks jobs (dotted for nested dicts: val.loss);
+    #: null = a number return value is the metric
+    metric: Optional[str] = None
+    #: the summary's best jobs are those with the highest metric (default: lowest)
     maximize: bool = False
     #: rerun in hydra.sweep.dir=<that dir>: skip completed jobs, run failed and missing ones
     resume: bool = False
     #: stop launching new jobs once more than this fraction of all jobs failed (1 = never)
     max_failure_rate: float = 1.0
+    #: write report.html (charts and table; needs plotly: pip install hydra-grid-sweeper[report])
+    report: bool = False
 
 
 ConfigStore.instance().store(

@@ -6,6 +6,7 @@ imported inside methods so that Hydra's plugin scan stays fast.
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
@@ -23,10 +24,6 @@ DRY_RUN_LINES = 1000
 
 class GridSweepError(CompactHydraException):
     """A sweep definition the grid sweeper cannot run (printed without a traceback)."""
-
-
-class GridSweepFailed(CompactHydraException):
-    """Some jobs of the sweep failed (the others' results are kept)."""
 
 
 class LazyJobs(Sequence[List[str]]):
@@ -80,6 +77,8 @@ class GridSweeper(Sweeper):
         maximize: bool = False,
         resume: bool = False,
         max_failure_rate: float = 1.0,
+        metric: Optional[str] = None,
+        report: bool = False,
     ) -> None:
         from grid_sweeper.strategies import STRATEGIES
 
@@ -100,6 +99,8 @@ class GridSweeper(Sweeper):
         if not 0 <= max_failure_rate <= 1:
             raise GridSweepError(f"hydra.sweeper.max_failure_rate must lie in 0..1, got {max_failure_rate}")
         self.max_failure_rate = max_failure_rate
+        self.metric = metric or None
+        self.report = report
         self.config: Optional[DictConfig] = None
         self.hydra_context: Optional[HydraContext] = None
         self.launcher: Any = None
@@ -109,9 +110,11 @@ class GridSweeper(Sweeper):
 
         self.config = config
         self.hydra_context = hydra_context
-        if not self.dry_run:
+        from hydra_plugins.hydra_grid_sweeper._job_log import TracebackToLog
+
+        if not self.dry_run:  # the task keeps a failure's traceback in the job's log file
             self.launcher = Plugins.instance().instantiate_launcher(
-                hydra_context=hydra_context, task_function=task_function, config=config
+                hydra_context=hydra_context, task_function=TracebackToLog(task_function), config=config
             )
 
     # -- building the job list ----------------------------------------------------------------
@@ -150,6 +153,16 @@ class GridSweeper(Sweeper):
 
     # -- the sweep ----------------------------------------------------------------------------
     def sweep(self, arguments: List[str]) -> Any:
+        """Run the sweep; expected ends (a bad expression, a refused resume, failed jobs, Ctrl-C)
+        print their lines and exit with a code, without Hydra's traceback hint."""
+        try:
+            return self._sweep(arguments)
+        except GridSweepError as error:
+            sys.stderr.write(f"{error}\n")
+            sys.stderr.flush()
+            sys.exit(2)
+
+    def _sweep(self, arguments: List[str]) -> Any:
         from hydra_plugins.hydra_grid_sweeper._overrides import literal_overrides, merge_params
 
         assert self.config is not None
@@ -160,10 +173,10 @@ class GridSweeper(Sweeper):
         flags = self._flags(arguments)
         if self.strategy == "none":
             jobs: Any = OneJob(literal_overrides(flags))
-            seed, size = None, 1
+            seed, size, draws = None, 1, False
         else:
             plan = self._plan(flags)
-            seed, size = plan.seed, plan.size
+            seed, size, draws = plan.seed, plan.size, plan.draws
             jobs = LazyJobs(plan, [f.key for f in flags], range(size))
         if self.dry_run:
             self._print_dry_run(jobs, size, seed)
@@ -174,6 +187,8 @@ class GridSweeper(Sweeper):
             "num_trials": self.num_trials if self.strategy == "random_search" else None,
             "flags": merge_params(self.params, arguments),
             "jobs": size,
+            "metric": self.metric,
+            "maximize": self.maximize,
         }
         done = self._check_resume(sweep_dir, saved, definition) if self.resume else set()
         sweep_dir.mkdir(parents=True, exist_ok=True)
@@ -181,9 +196,9 @@ class GridSweeper(Sweeper):
         from grid_sweeper.definition import save_definition
 
         save_definition(sweep_dir, definition)
-        seed_note = f", seed {seed} (rerun with hydra.sweeper.seed={seed})" if seed is not None else ""
+        seed_note = f", seed {seed} (rerun with hydra.sweeper.seed={seed})" if draws else ""
         resumed = f", resuming: {len(done)} already completed" if self.resume else ""
-        log.info(f"Grid sweep: {size} job(s), strategy {self.strategy}{seed_note}{resumed}")
+        log.info(f"Grid sweep: {size} job(s), strategy {self.strategy}{seed_note}{resumed}, records in {sweep_dir}")
         numbers: Sequence[int] = range(size) if not done else [n for n in range(size) if n not in done]
         swept = [f.key.lstrip("+~") for f in flags if f.is_sweep]
         return self._run(jobs, numbers, size, len(done), swept, sweep_dir)
@@ -221,31 +236,35 @@ class GridSweeper(Sweeper):
         self, jobs: Any, numbers: Sequence[int], size: int, already_done: int, swept: List[str],
         sweep_dir: Path,
     ) -> List[Sequence[JobReturn]]:
+        from grid_sweeper.interrupts import exit_code, sigterm_as_interrupt
         from grid_sweeper.progress import Progress
         from grid_sweeper.records import SweepRecorder
 
         assert self.launcher is not None
+        reports_jobs = hasattr(self.launcher, "listener")  # else whole batches: no ETA to show
         recorder = SweepRecorder(sweep_dir, size, swept, self.max_failure_rate,
-                                 Progress(size), already_done=already_done)
-        if hasattr(self.launcher, "listener"):
+                                 Progress(size, eta=reports_jobs), already_done=already_done)
+        if reports_jobs:
             self.launcher.listener = recorder
         returns: List[Sequence[JobReturn]] = []
         try:
-            batch = self.max_batch_size or max(1, len(numbers))
-            for start in range(0, len(numbers), batch):
-                if not recorder.accepting_new_jobs():
-                    break
-                chunk = numbers[start : start + batch]
-                if start == 0:
-                    self._validate(jobs.subset(chunk)[0])
-                returns.extend(self._launch(jobs, chunk, recorder))
-        except KeyboardInterrupt:
+            with sigterm_as_interrupt():
+                batch = self.max_batch_size or max(1, len(numbers))
+                for start in range(0, len(numbers), batch):
+                    if not recorder.accepting_new_jobs():
+                        break
+                    chunk = numbers[start : start + batch]
+                    if start == 0:
+                        self._validate(jobs.subset(chunk)[0])
+                    returns.extend(self._launch(jobs, chunk, recorder))
+        except KeyboardInterrupt as stop:
+            recorder.close()
             self._report(recorder, sweep_dir, size)
             log.warning("Sweep interrupted: resume it with hydra.sweep.dir=%s hydra.sweeper.resume=true", sweep_dir)
-            raise
+            sys.exit(exit_code(stop))
         finally:
             recorder.close()
-            if hasattr(self.launcher, "listener"):
+            if reports_jobs:
                 self.launcher.listener = None
         summary = self._report(recorder, sweep_dir, size)
         if summary["failed"] or recorder.stopped_for_failures:
@@ -253,13 +272,11 @@ class GridSweeper(Sweeper):
         return returns
 
     def _report(self, recorder: Any, sweep_dir: Path, size: int) -> Dict[str, Any]:
-        """results.csv, summary.yaml and the summary in the log."""
-        from grid_sweeper.records import summarize, summary_text, write_summary
+        """results.csv, summary.yaml (report.html), then the summary and their paths in the log."""
+        from grid_sweeper.records import conclude
 
-        recorder.write_csv()
-        summary = summarize(sweep_dir, size, maximize=self.maximize)
-        write_summary(sweep_dir, summary)
-        log.info(summary_text(summary))
+        summary, text = conclude(sweep_dir, size, recorder.swept_keys, self.metric, self.maximize, self.report)
+        log.info(text)
         return summary
 
     def _launch(self, jobs: Any, numbers: Sequence[int], recorder: Any) -> List[Sequence[JobReturn]]:
@@ -298,13 +315,14 @@ class GridSweeper(Sweeper):
         numbers = ", ".join(f"#{failure['job']}" for failure in summary["failures"][:20])
         more = " ..." if len(summary["failures"]) > 20 else ""
         lines = [f"{summary['failed']} of {summary['total']} job(s) failed: {numbers}{more} "
-                 f"(errors in the summary above and in {self.config.hydra.sweep.dir}/summary.yaml)"]
+                 f"(errors and logs in the summary above)"]
         if stopped:
             lines.append(
                 f"Stopped launching new jobs: more than max_failure_rate={self.max_failure_rate} of "
                 f"the {summary['total']} jobs failed; {summary['not_run']} job(s) not run"
             )
-        raise GridSweepFailed("\n".join(lines))
+        log.error("\n".join(lines))  # an expected outcome: no traceback, no HYDRA_FULL_ERROR hint
+        sys.exit(1)
 
     def _print_dry_run(self, jobs: Sequence[List[str]], size: int, seed: Optional[int]) -> None:
         from hydra.core.utils import filter_overrides

@@ -25,7 +25,7 @@ ConfigStore.instance().store(name="typed", node=AppConfig)
 
 
 @hydra.main(version_base=None, config_path="conf", config_name=os.environ.get("APP_CONFIG", "typed"))
-def main(cfg: Any) -> float:
+def main(cfg: Any) -> Any:
     out = HydraConfig.get().runtime.output_dir
     received = OmegaConf.to_container(cfg, resolve=True)
     received["job_num"] = HydraConfig.get().job.num
@@ -36,13 +36,20 @@ def main(cfg: Any) -> float:
         if marker is None or os.path.exists(marker):
             raise RuntimeError(f"beta={cfg.beta} is cursed")
     delay = float(os.environ.get("JOB_SLEEP", "0"))
+    if os.environ.get("JOB_TALK"):  # output while the sweep's progress line is live
+        print(f"training with alpha={cfg.alpha}", flush=True)
     if delay:
         import time
 
         time.sleep(delay)
+    if os.environ.get("JOB_TALK"):
+        print(f"done with alpha={cfg.alpha}", flush=True)
     with open(os.path.join(out, "completed.txt"), "a") as f:  # one line per run that got to its end
         f.write("done\n")
-    return float(cfg.get("alpha", 0.0))
+    alpha = float(cfg.get("alpha", 0.0))
+    if os.environ.get("RETURN_DICT"):  # a metric dict, as lightning-hydra-template returns
+        return {"loss": alpha, "acc": round(1 - alpha, 6), "val": {"loss": 2 * alpha}, "note": "ok"}
+    return alpha
 
 
 if __name__ == "__main__":

@@ -1,0 +1,42 @@
+"""Ctrl-C and SIGTERM end a sweep the same way everywhere: the log lines, no traceback, 130 / 143.
+
+`Stopped` is the KeyboardInterrupt that carries which signal stopped the sweep; `exit_code` is the
+shell's convention (128 + signal number) for any KeyboardInterrupt, the local pool's `Interrupted`
+included (it carries `signum` too).
+"""
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+from typing import Any, Iterator
+
+
+class Stopped(KeyboardInterrupt):
+    """The sweep was stopped by a signal."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"stopped by {signal.Signals(signum).name}")
+        self.signum = signum
+
+
+def exit_code(interrupt: BaseException) -> int:
+    """130 for Ctrl-C (SIGINT), 143 for SIGTERM: 128 + the signal's number."""
+    return 128 + int(getattr(interrupt, "signum", signal.SIGINT))
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """While inside, SIGTERM raises `Stopped` like Ctrl-C raises KeyboardInterrupt (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        raise Stopped(signum)
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
