@@ -83,9 +83,13 @@ LaunchFn = Callable[..., Sequence[JobReturn]]
 
 
 @pytest.fixture
-def launch(tmp_path: Path, hydra_restore_singletons: Any) -> LaunchFn:
-    """Compose the app's multirun config with grid_local, then call the launcher's launch()."""
+def launch(tmp_path: Path, hydra_restore_singletons: Any, monkeypatch: pytest.MonkeyPatch) -> LaunchFn:
+    """Compose the app's multirun config with grid_local, then call the launcher's launch().
+
+    `launch.composed` lists the pid of each process that composed a config with Hydra's own
+    composer while launching (the launcher's process, or a job's)."""
     from hydra._internal.callbacks import Callbacks
+    from hydra._internal.config_loader_impl import ConfigLoaderImpl
     from hydra._internal.hydra import Hydra
     from hydra._internal.utils import create_config_search_path
     from hydra.core.global_hydra import GlobalHydra
@@ -117,25 +121,24 @@ def launch(tmp_path: Path, hydra_restore_singletons: Any) -> LaunchFn:
         launcher.listener = listener
         out = f"out={tmp_path / 'records'}"  # a sweeper passes every job all task overrides
         jobs = [[*job, out] for job in jobs]
-        if validate:  # as Hydra's sweepers do before launch(): the launcher keeps these configs
+        composing = ConfigLoaderImpl._load_configuration_impl
+
+        def recording_compose(*args: Any, **kwargs: Any) -> Any:
+            with open(composed_log, "a") as f:
+                f.write(f"{os.getpid()}\n")
+            return composing(*args, **kwargs)
+
+        monkeypatch.setattr(ConfigLoaderImpl, "_load_configuration_impl", recording_compose)
+        if validate:  # as Hydra's BasicSweeper does before launch(): compose every job's config
             for job in jobs:
                 hydra.config_loader.load_sweep_config(cfg, job)
-            assert len(launcher._validated.configs) == len(jobs)
-            take = launcher._validated.take
-
-            def counting_take(overrides: Sequence[str]) -> Any:
-                config = take(overrides)
-                hits.append(config is not None)
-                return config
-
-            launcher._validated.take = counting_take
         try:
             return launcher.launch(jobs, initial_job_idx=3)
         finally:
             GlobalHydra.instance().clear()
 
-    hits: List[bool] = []
-    _launch.hits = hits  # type: ignore[attr-defined]
+    composed_log = tmp_path / "composed.txt"
+    _launch.composed = lambda: [int(p) for p in composed_log.read_text().split()]  # type: ignore
     return _launch
 
 
@@ -153,11 +156,12 @@ def test_job_returns_of_successful_jobs_are_hydras(launch: LaunchFn, tmp_path: P
     assert not (tmp_path / "sweep" / ".grid_local").exists()  # pending log dir cleaned up
 
 
-@pytest.mark.parametrize("validate", [False, True], ids=["composed-in-job", "validated"])
+@pytest.mark.parametrize("validate", [False, True], ids=["launched", "validated-first"])
 def test_failures_become_failed_job_returns(launch: LaunchFn, tmp_path: Path, validate: bool) -> None:
     modes = ["ok", "raise", "exit3", "exit1", "segv", "kill"]
     returns = launch([[f"mode={m}", f"i={n}"] for n, m in enumerate(modes)], validate=validate)
-    assert launch.hits == ([True] * 6 if validate else [])  # type: ignore[attr-defined]
+    # one Hydra compose in the launcher (these jobs change only values); none in the jobs
+    assert launch.composed() == [os.getpid()]  # type: ignore[attr-defined]
     assert [r.status for r in returns] == [JobStatus.COMPLETED] + [JobStatus.FAILED] * 5
     errors = {m: r._return_value for m, r in zip(modes, returns) if m != "ok"}
     assert all(isinstance(e, JobFailed) for e in errors.values())
@@ -175,7 +179,7 @@ def test_failures_become_failed_job_returns(launch: LaunchFn, tmp_path: Path, va
         assert f"stderr: {tmp_path / 'sweep' / num / 'stderr.log'}" in message
     assert "raised on purpose" in str(errors["raise"]).split("last lines of stderr:")[1]
     assert isinstance(errors["raise"].__cause__, ValueError)
-    crashed = returns[modes.index("segv")]  # its config comes from the copy the job left
+    crashed = returns[modes.index("segv")]  # its config made again by the launcher
     assert crashed.cfg.mode == "segv" and crashed.hydra_cfg.hydra.job.num == 7
     assert crashed.working_dir == str(tmp_path / "sweep" / "7")
     with pytest.raises(JobFailed):

@@ -200,7 +200,46 @@ def refresh_env_copy(config: DictConfig) -> None:
             job.env_set[key] = os.environ[key]
 
 
-def job_cache(launcher: Any, config: DictConfig) -> ComposeCache:
-    """The ComposeCache of a launcher's master config, made once per setup()."""
-    assert launcher.hydra_context is not None
-    return ComposeCache(launcher.hydra_context.config_loader, config)
+_installed: List[ComposeCache] = []  # the cache of the launcher set up last (one at a time)
+
+
+def install(loader: Any, master_config: DictConfig) -> ComposeCache:
+    """The ComposeCache of this master config, also answering `loader.load_sweep_config` for it.
+
+    Launchers call this in `setup()`: any sweeper that composes every job's config to check a
+    batch (Hydra's BasicSweeper does) then gets each in milliseconds; other master configs go to
+    Hydra's own method. Installing again on the same loader replaces the earlier cache.
+    """
+    original = getattr(loader.load_sweep_config, "_unwrapped", loader.load_sweep_config)
+    cache = ComposeCache(_Unwrapped(loader, original), master_config)
+
+    def load_sweep_config(master_config: DictConfig, sweep_overrides: List[str]) -> DictConfig:
+        if master_config is cache.master_config:
+            return cache.compose(sweep_overrides)
+        return original(master_config, sweep_overrides)
+
+    load_sweep_config._unwrapped = original  # type: ignore[attr-defined]
+    loader.load_sweep_config = load_sweep_config
+    _installed[:] = [cache]
+    return cache
+
+
+def cache_for(loader: Any, master_config: DictConfig) -> ComposeCache:
+    """The cache a launcher installed for this master config, else a new one (not installed)."""
+    for cache in _installed:
+        if cache.master_config is master_config and getattr(cache.loader, "loader", None) is loader:
+            return cache
+    return ComposeCache(loader, master_config)
+
+
+class _Unwrapped:
+    """A config loader whose `load_sweep_config` is Hydra's own (not the installed shortcut)."""
+
+    def __init__(self, loader: Any, load_sweep_config: Any) -> None:
+        self.loader = loader
+        self.load_sweep_config = load_sweep_config
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "loader":  # not set yet (unpickling): no recursion
+            raise AttributeError(name)
+        return getattr(self.loader, name)

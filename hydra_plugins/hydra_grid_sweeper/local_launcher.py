@@ -2,14 +2,14 @@
 
 The engine (`grid_sweeper.launch.local`) is imported inside `launch()` so that Hydra's plugin
 scan stays fast. This module hands the pool one callable per job that runs Hydra's `run_job` in the
-job's process (on the config the sweeper composed to validate the batch, else composing it there),
-and turns the pool's results into `JobReturn`s.
+job's process on the job's config, made there in milliseconds from the config the launcher composed
+once per group choice before forking (`_compose.ComposeCache`), and turns the pool's results into
+`JobReturn`s.
 """
 import copy
 import logging
 import os
 import pickle
-import tempfile
 import traceback
 from pathlib import Path
 from typing import Any, Dict, Optional, Sequence
@@ -28,66 +28,54 @@ from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
-from hydra_plugins.hydra_grid_sweeper._validated import ValidatedConfigs
-
 log = logging.getLogger(__name__)
 
 
 class _HydraJob:
-    """The callable a job's process runs: compose the job's config, then Hydra's `run_job`.
+    """The callable a job's process runs: make the job's config, then Hydra's `run_job`.
 
-    Composing in the job's process keeps the launcher's own work per job to a fork, so jobs
-    compose in parallel. When pickled for a spawned child it takes Hydra's singleton state along
-    (config store, resolvers), as the joblib launcher does.
+    A forked job makes its config from the launcher's compose cache, which it inherits with the
+    configs composed before the fork: a copy and its value overrides, a few ms, in parallel with
+    the other jobs (a job that changes composition is composed by Hydra in its own process).
+    Pickled for a spawned child, it takes its ready config along instead of the cache, and
+    Hydra's singleton state (config store, resolvers), as the joblib launcher does.
     """
 
     def __init__(
-        self,
-        hydra_context: HydraContext,
-        task_function: TaskFunction,
-        master_config: DictConfig,
-        overrides: Sequence[str],
-        num: int,
-        config_copy: str,
-        composed: Optional[DictConfig] = None,
+        self, hydra_context: HydraContext, task_function: TaskFunction, cache: Any,
+        overrides: Sequence[str], num: int,
     ) -> None:
         self.hydra_context = hydra_context
         self.task_function = task_function
-        self.master_config = master_config
+        self.cache = cache
         self.overrides = list(overrides)
         self.num = num
-        self.config_copy = config_copy
-        self.composed = composed
+        self.composed: Optional[DictConfig] = None
         self.singleton_state: Optional[Dict[str, Any]] = None
 
     def __getstate__(self) -> Dict[str, Any]:
         state = dict(self.__dict__)
         state["singleton_state"] = Singleton.get_state()
+        state["composed"] = self.cache.job_config(self.overrides, self.num, self.num)
+        state["cache"] = None
         return state
 
     def __call__(self) -> JobReturn:
-        from grid_sweeper.launch.child import dump_pickle, relocate_output
+        from grid_sweeper.launch.child import relocate_output
+        from hydra_plugins.hydra_grid_sweeper._compose import refresh_env_copy
 
         setup_globals()
         if self.singleton_state is not None:
             Singleton.set_state(self.singleton_state)
-        config = self.composed
-        if config is None:
-            config = self.hydra_context.config_loader.load_sweep_config(
-                self.master_config, self.overrides
-            )
-            composed_here = True
+        if self.composed is not None:
+            config = self.composed
+            refresh_env_copy(config)  # as composing in this process would have
         else:
-            composed_here = False
-        with open_dict(config):
-            config.hydra.job.id = self.num
-            config.hydra.job.num = self.num
+            config = self.cache.job_config(self.overrides, self.num, self.num)
         # for `${hydra:...}` in env and output dir; run_job calls set_config() itself right away
         HydraConfig.instance().cfg = config
         os.environ.update(_resolve_env(config))
         relocate_output(_output_dir(config))
-        if composed_here:  # for the launcher, should this process die
-            dump_pickle(config, self.config_copy)
         ret = run_job(
             hydra_context=self.hydra_context,
             task_function=self.task_function,
@@ -184,15 +172,17 @@ class GridLocalLauncher(Launcher):
         self.config: Optional[DictConfig] = None
         self.hydra_context: Optional[HydraContext] = None
         self.task_function: Optional[TaskFunction] = None
-        self._validated: Optional[ValidatedConfigs] = None
+        self._cache: Any = None  # _compose.ComposeCache of this launcher's master config
 
     def setup(
         self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig
     ) -> None:
+        from hydra_plugins.hydra_grid_sweeper._compose import install
+
         self.config = config
         self.hydra_context = hydra_context
         self.task_function = task_function
-        self._validated = ValidatedConfigs(hydra_context.config_loader, config)
+        self._cache = install(hydra_context.config_loader, config)
 
     def _pool(self) -> Any:
         from grid_sweeper.launch.gpus import detect_gpus
@@ -219,7 +209,7 @@ class GridLocalLauncher(Launcher):
 
         setup_globals()
         assert self.config is not None and self.hydra_context is not None
-        assert self.task_function is not None and self._validated is not None
+        assert self.task_function is not None and self._cache is not None
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)
@@ -231,29 +221,26 @@ class GridLocalLauncher(Launcher):
                  f"{pool.max_parallel} at a time{gpu_note}")
         log.info(f"Launching jobs, sweep output dir : {sweep_dir}")
         pending_logs = (sweep_dir / _PENDING_LOGS).absolute()
+        self._cache.prepare(job_overrides)  # composed here once, shared by the forked jobs
         specs = []
-        with tempfile.TemporaryDirectory(prefix="grid-local-configs-") as tmp:
-            for idx, overrides in enumerate(job_overrides):
-                num = initial_job_idx + idx if self.job_numbers is None else self.job_numbers[idx]
-                log.info(f"\t#{num} : {' '.join(filter_overrides(overrides))}")
-                target = _HydraJob(self.hydra_context, self.task_function, self.config,
-                                   overrides, num, os.path.join(tmp, f"{num}.pkl"),
-                                   composed=self._validated.take(overrides))
-                specs.append(JobSpec(
-                    number=num, target=target, overrides=list(overrides), judge=_judge,
-                    stdout=str(pending_logs / f"job{num}.stdout.log"),
-                    stderr=str(pending_logs / f"job{num}.stderr.log"),
-                ))
-            try:
-                results = pool.run(specs)
-            except Interrupted as e:
-                e.job_returns = [self._job_return(r) for r in e.results]  # type: ignore
-                raise
-            finally:
-                configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
-                _remove_if_empty(pending_logs)
-                self._validated.clear()
-            return [self._job_return(r) for r in results]
+        for idx, overrides in enumerate(job_overrides):
+            num = initial_job_idx + idx if self.job_numbers is None else self.job_numbers[idx]
+            log.info(f"\t#{num} : {' '.join(filter_overrides(overrides))}")
+            target = _HydraJob(self.hydra_context, self.task_function, self._cache, overrides, num)
+            specs.append(JobSpec(
+                number=num, target=target, overrides=list(overrides), judge=_judge,
+                stdout=str(pending_logs / f"job{num}.stdout.log"),
+                stderr=str(pending_logs / f"job{num}.stderr.log"),
+            ))
+        try:
+            results = pool.run(specs)
+        except Interrupted as e:
+            e.job_returns = [self._job_return(r) for r in e.results]  # type: ignore
+            raise
+        finally:
+            configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
+            _remove_if_empty(pending_logs)
+        return [self._job_return(r) for r in results]
 
     def _job_return(self, result: Any) -> JobReturn:
         """The JobReturn of one pool result: the child's own, or one made here for a failure."""
@@ -281,14 +268,11 @@ class GridLocalLauncher(Launcher):
         ret = JobReturn(overrides=list(spec.overrides), status=JobStatus.FAILED,
                         task_name=str(self.config.hydra.job.name))
         ret.working_dir = result.output_dir or None
-        config = spec.target.composed
-        if config is None:
-            config = _load_config(spec.target.config_copy)
+        try:  # the job's config, as its process had it (a few ms; Hydra's compose if it must)
+            config = self._cache.job_config(spec.overrides, spec.number, spec.number)
+        except Exception:  # noqa: BLE001 - a job whose config does not compose has none
+            config = None
         if config is not None:
-            config = copy.deepcopy(config)
-            with read_write(config.hydra), open_dict(config.hydra):
-                config.hydra.job.id = spec.number
-                config.hydra.job.num = spec.number
             task_cfg = copy.deepcopy(config)
             with read_write(task_cfg), open_dict(task_cfg):
                 del task_cfg["hydra"]
@@ -298,14 +282,6 @@ class GridLocalLauncher(Launcher):
 
 
 _PENDING_LOGS = ".grid_local"  # where a job's logs start, until it knows its output dir
-
-
-def _load_config(path: str) -> Optional[DictConfig]:
-    try:
-        with open(path, "rb") as f:
-            return pickle.load(f)
-    except Exception:  # absent, or cut short when the job died while writing it
-        return None
 
 
 def _remove_if_empty(path: Path) -> None:
