@@ -30,13 +30,17 @@ make_venv() {  # make_venv DIR HYDRA_VERSION PYTHON
 if [ "$(id -u)" = 0 ] && [ -x scripts/install_slurm.sh ]; then
   scripts/install_slurm.sh
 fi
+# Debian's chromium: the report test renders report.html in it, headless
+if [ "$(id -u)" = 0 ] && ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
 
 make_venv .venv "$NEWEST_HYDRA" "$PY"
 make_venv .venv-oldest "$OLDEST_HYDRA" "$OLDEST_PY"
 
 .venv/bin/ruff check .
 
-if [ -n "${CI:-}" ]; then export GRID_SWEEPER_REQUIRE_SLURM=1; fi
+if [ -n "${CI:-}" ]; then export GRID_SWEEPER_REQUIRE_SLURM=1 GRID_SWEEPER_REQUIRE_BROWSER=1; fi
 
 echo "== pytest, hydra-core $NEWEST_HYDRA"
 .venv/bin/python -m pytest -n 2 -q tests "$@"

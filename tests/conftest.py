@@ -108,3 +108,30 @@ def pytest_itemcollected(item: pytest.Item) -> None:
 
 
 # ======================================= end of the Slurm section ================================
+
+
+# =================================================================================================
+# Headless Chromium (tests/browser.py): `headless_chromium` is a started browser, or a skip when
+# chromium or websocket-client is missing; GRID_SWEEPER_REQUIRE_BROWSER=1 (CI) makes that a failure.
+# =================================================================================================
+try:
+    from tests.browser import Chromium, unavailable_reason
+except ImportError:
+    from browser import Chromium, unavailable_reason
+
+
+def browser_required() -> bool:
+    value = os.environ.get("GRID_SWEEPER_REQUIRE_BROWSER", "").strip().lower()
+    return value not in ("", "0", "false", "no")
+
+
+@pytest.fixture
+def headless_chromium() -> Iterator[Chromium]:
+    reason = unavailable_reason()
+    if reason is not None:
+        if browser_required():
+            pytest.fail(f"GRID_SWEEPER_REQUIRE_BROWSER is set but headless Chromium is unavailable: {reason}",
+                        pytrace=False)
+        pytest.skip(f"headless Chromium unavailable: {reason}")
+    with Chromium() as browser:
+        yield browser
