@@ -323,7 +323,7 @@ def test_cli_signal_stops_the_sweep_without_orphans(tmp_path: Path, sig: int) ->
         time.sleep(0.05)
     proc.send_signal(sig)
     out, _ = proc.communicate(timeout=20)
-    assert proc.returncode != 0
+    assert proc.returncode == 128 + sig and "Traceback" not in out  # 130 / 143, with Hydra's basic sweeper too
     name = signal.Signals(sig).name
     assert f"{name} received: stopping 2 running job(s)" in out
     assert f"The sweep was interrupted by {name}: 0 of 4 job(s) completed" in out

@@ -10,6 +10,7 @@ import copy
 import logging
 import os
 import pickle
+import sys
 import traceback
 from pathlib import Path
 from typing import Any, Dict, Optional, Sequence
@@ -236,6 +237,10 @@ class GridLocalLauncher(Launcher):
             results = pool.run(specs)
         except Interrupted as e:
             e.job_returns = [self._job_return(r) for r in e.results]  # type: ignore
+            if self.listener is None:  # another sweeper: end as the grid sweeper does, no traceback
+                from grid_sweeper.interrupts import exit_code
+
+                sys.exit(exit_code(e))
             raise
         finally:
             configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
