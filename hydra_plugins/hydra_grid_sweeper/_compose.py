@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import copy
 import os
+import types
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
@@ -210,18 +211,32 @@ def install(loader: Any, master_config: DictConfig) -> ComposeCache:
     batch (Hydra's BasicSweeper does) then gets each in milliseconds; other master configs go to
     Hydra's own method. Installing again on the same loader replaces the earlier cache.
     """
-    original = getattr(loader.load_sweep_config, "_unwrapped", loader.load_sweep_config)
+    current = loader.__dict__.get("load_sweep_config")
+    original = current.original if isinstance(current, _CachedLoad) else loader.load_sweep_config
     cache = ComposeCache(_Unwrapped(loader, original), master_config)
-
-    def load_sweep_config(master_config: DictConfig, sweep_overrides: List[str]) -> DictConfig:
-        if master_config is cache.master_config:
-            return cache.compose(sweep_overrides)
-        return original(master_config, sweep_overrides)
-
-    load_sweep_config._unwrapped = original  # type: ignore[attr-defined]
-    loader.load_sweep_config = load_sweep_config
+    loader.load_sweep_config = _CachedLoad(cache, original)
     _installed[:] = [cache]
     return cache
+
+
+class _CachedLoad:
+    """`loader.load_sweep_config` through a ComposeCache for the cache's master config.
+
+    Pickled (a spawned job, a Slurm job's Hydra context) it becomes Hydra's own method again, so
+    the cache and its configs never travel with the loader.
+    """
+
+    def __init__(self, cache: ComposeCache, original: Any) -> None:
+        self.cache = cache
+        self.original = original
+
+    def __call__(self, master_config: DictConfig, sweep_overrides: List[str]) -> DictConfig:
+        if master_config is self.cache.master_config:
+            return self.cache.compose(sweep_overrides)
+        return self.original(master_config, sweep_overrides)
+
+    def __reduce__(self) -> Any:
+        return types.MethodType, (self.original.__func__, self.original.__self__)
 
 
 def cache_for(loader: Any, master_config: DictConfig) -> ComposeCache:

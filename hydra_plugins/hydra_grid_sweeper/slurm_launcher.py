@@ -18,36 +18,48 @@ from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
-from hydra_plugins.hydra_grid_sweeper._validated import ValidatedConfigs
-
 log = logging.getLogger(__name__)
 
 
 class SlurmHydraJob:
-    """One Hydra job, pickled for a node: composes its config there and runs the task function.
+    """One Hydra job, pickled for a node with its config ready, then run there.
 
+    The config is made when the job is pickled at submission, from the launcher's compose cache
+    (a few ms; a cold process on the node would spend ~0.1 s composing it), and exists only in
+    the pickle: a sweep of 10^4 jobs never holds 10^4 configs in the launcher.
     Checkpointable: on preemption, or a time limit with `max_num_timeout` > 0, submitit requeues
     it and the whole job runs again (the app resumes from what it saved in its output dir).
     """
 
     def __init__(self, hydra_context: HydraContext, task_function: TaskFunction,
                  config: DictConfig, overrides: List[str], job_num: int,
-                 singleton_state: Dict[Any, Any], composed: Optional[DictConfig] = None) -> None:
+                 singleton_state: Dict[Any, Any], cache: Any = None) -> None:
         self.hydra_context = hydra_context
         self.task_function = task_function
         self.config = config
         self.overrides = overrides
         self.job_num = job_num
         self.singleton_state = singleton_state
-        self.composed = composed  # the config the sweeper composed to validate it, if kept
+        self.cache = cache  # _compose.ComposeCache in the launcher; None once pickled
+        self.composed: Optional[DictConfig] = None
+
+    def __getstate__(self) -> Dict[str, Any]:
+        state = dict(self.__dict__)
+        if self.cache is not None:
+            state["composed"] = self.cache.compose(self.overrides)
+            state["cache"] = None
+        return state
 
     def __call__(self) -> JobReturn:
         import submitit
 
+        from hydra_plugins.hydra_grid_sweeper._compose import refresh_env_copy
+
         Singleton.set_state(self.singleton_state)
         setup_globals()
-        if self.composed is not None:  # a cold process composing costs ~0.1 s per job
+        if self.composed is not None:
             sweep_config = copy.deepcopy(self.composed)  # pristine again on a requeue
+            refresh_env_copy(sweep_config)  # the node's environment, as composing here would
         else:
             sweep_config = self.hydra_context.config_loader.load_sweep_config(
                 self.config, list(self.overrides))
@@ -98,14 +110,16 @@ class GridSlurmLauncher(Launcher):
         self.hydra_context: Optional[HydraContext] = None
         self.task_function: Optional[TaskFunction] = None
         self._output_dirs: Dict[int, str] = {}
-        self._validated: Optional[ValidatedConfigs] = None
+        self._cache: Any = None  # _compose.ComposeCache of this launcher's master config
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction,
               config: DictConfig) -> None:
+        from hydra_plugins.hydra_grid_sweeper._compose import install
+
         self.config = config
         self.hydra_context = hydra_context
         self.task_function = task_function
-        self._validated = ValidatedConfigs(hydra_context.config_loader, config, limit=4096)
+        self._cache = install(hydra_context.config_loader, config)
 
     def options(self) -> Any:
         """The engine's SlurmOptions from this launcher's config."""
@@ -135,18 +149,13 @@ class GridSlurmLauncher(Launcher):
         for idx, overrides in enumerate(job_overrides):
             number = initial_job_idx + idx if self.job_numbers is None else self.job_numbers[idx]
             job = SlurmHydraJob(self.hydra_context, self.task_function, self.config,
-                                list(overrides), number, state,
-                                composed=self._validated.take(overrides) if self._validated else None)
+                                list(overrides), number, state, cache=self._cache)
             tasks.append(SlurmTask(fn=job, number=number, overrides=list(overrides),
                                    label=" ".join(filter_overrides(overrides))))
         self._output_dirs = {}
         runner = SlurmRunner(options, listener=self.listener, describe=self._event,
                              finalize=self._finalize)
-        try:
-            results = runner.run(tasks)
-        finally:
-            if self._validated is not None:
-                self._validated.clear()
+        results = runner.run(tasks)
         return [r.value if isinstance(r.value, JobReturn) else self._failed_return(r, False)[0]
                 for r in results]
 
@@ -202,9 +211,8 @@ class GridSlurmLauncher(Launcher):
         return ret, output_dir
 
     def _compose(self, overrides: Sequence[str], number: int, job_id: str) -> DictConfig:
-        assert self.hydra_context is not None and self.config is not None
-        sweep_config = self.hydra_context.config_loader.load_sweep_config(
-            self.config, list(overrides))
+        assert self._cache is not None
+        sweep_config = self._cache.compose(overrides)
         with open_dict(sweep_config.hydra.job) as job:
             job.id = job_id or f"job_id_for_{number}"
             job.num = number
