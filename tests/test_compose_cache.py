@@ -212,3 +212,18 @@ def test_value_jobs_come_from_one_base_per_group_choice(hydra_app: Any) -> None:
     assert list(configs[3].hydra.overrides.task) == jobs[3]
     assert configs[3].hydra.job.override_dirname == "+new:1,lr:0.2,model:large"
     assert configs[6].hydra.job.chdir is True
+
+
+@pytest.mark.parametrize("launcher", ["grid_local", "basic"])
+def test_sweeper_checks_every_job_before_launching_any(tmp_path: Path, launcher: str) -> None:
+    """The last job's value does not fit the typed field: the sweep stops before any job runs."""
+    from sweep_helpers import APPS, run_app
+
+    sweep_dir = tmp_path / "sweep"
+    proc = run_app(APPS / "sweeper" / "app.py", [
+        "-m", "hydra/sweeper=grid", f"hydra/launcher={launcher}", f"hydra.sweep.dir={sweep_dir}",
+        "beta=[1, 2, 'three']", "db=mysql,postgresql",
+    ], tmp_path)
+    assert proc.returncode != 0
+    assert "beta" in proc.stderr and "three" in proc.stderr, proc.stderr[-2000:]
+    assert not list(sweep_dir.glob("*/received.json"))  # no job ran

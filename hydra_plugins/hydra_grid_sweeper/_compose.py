@@ -240,11 +240,14 @@ class _CachedLoad:
 
 
 def cache_for(loader: Any, master_config: DictConfig) -> ComposeCache:
-    """The cache a launcher installed for this master config, else a new one (not installed)."""
+    """The cache our launcher installed for this master config, else one made (and kept) here,
+    for a sweeper's check of its jobs with any other launcher."""
     for cache in _installed:
-        if cache.master_config is master_config and getattr(cache.loader, "loader", None) is loader:
+        if cache.master_config is master_config and getattr(cache.loader, "loader", cache.loader) is loader:
             return cache
-    return ComposeCache(loader, master_config)
+    cache = ComposeCache(loader, master_config)
+    _installed[:] = [cache]
+    return cache
 
 
 class _Unwrapped:

@@ -254,8 +254,7 @@ class GridSweeper(Sweeper):
                     if not recorder.accepting_new_jobs():
                         break
                     chunk = numbers[start : start + batch]
-                    if start == 0:
-                        self._validate(jobs.subset(chunk)[0])
+                    self._validate(jobs.subset(chunk))
                     returns.extend(self._launch(jobs, chunk, recorder))
         except KeyboardInterrupt as stop:
             recorder.close()
@@ -302,10 +301,19 @@ class GridSweeper(Sweeper):
             returns.append(results)
         return returns
 
-    def _validate(self, overrides: List[str]) -> None:
-        """Compose the first job's config before launching: one cheap check, not one per job."""
+    def _validate(self, batch: Sequence[List[str]]) -> None:
+        """Check every job's config of a batch before launching it: Hydra's error, if any, before
+        any job starts. From the compose cache (~1 ms a job; Hydra composes only the jobs that
+        change composition), which our launchers also make the jobs' configs from."""
+        from hydra_plugins.hydra_grid_sweeper._compose import cache_for
+
         assert self.hydra_context is not None and self.config is not None
-        self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
+        cache = cache_for(self.hydra_context.config_loader, self.config)
+        started = time.perf_counter()
+        for overrides in batch:
+            cache.check(overrides)
+        if len(batch) > 1000:
+            log.info(f"Checked the configs of {len(batch)} job(s) in {time.perf_counter() - started:.1f} s")
 
     def _finish_with_failures(self, summary: Dict[str, Any], stopped: bool) -> None:
         assert self.hydra_context is not None and self.config is not None
