@@ -2,11 +2,14 @@
 
 1. Start-up cost: 64 trivial jobs (the task returns at once), whole `python app.py -m ...` wall
    time with grid_local, Hydra's BasicLauncher, hydra-joblib-launcher and submitit_local.
-   The marginal cost per job is (wall(64 jobs) - wall(1 job)) / 63.
+   The marginal cost per job is (wall(64 jobs) - wall(1 job)) / 63; the CPU per job is
+   (CPU(64 jobs) - CPU(1 job)) / 63, the launcher process and every job process together. Each
+   trivial job also records the CPU its process spent before the task function ran.
 2. GPU packing: 4 fake GPU ids, 16 one-GPU jobs of 1 s each; the jobs' own records prove that no
    two jobs running at the same time shared a GPU.
+The issue's goals are printed last, each measured side by side with its anchor in this run.
 
-    python bench/bench_local_launcher.py [--jobs 64] [--skip-submitit]
+    python bench/bench_local_launcher.py [--jobs 64] [--skip-submitit] [--launchers grid_local,basic]
 """
 from __future__ import annotations
 
@@ -19,13 +22,17 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 TRIVIAL_APP = """
+import os, time
 import hydra
 
 @hydra.main(version_base=None, config_path=None, config_name=None)
 def main(cfg):
+    if os.environ.get("BENCH_PRE_TASK"):  # CPU this process spent before the task function
+        with open(os.environ["BENCH_PRE_TASK"], "a") as f:
+            f.write(f"{os.getpid()} {time.process_time()}\\n")
     return cfg.x
 
 if __name__ == "__main__":
@@ -57,14 +64,15 @@ LAUNCHERS: Dict[str, List[str]] = {
 }
 
 
-def run_sweep(app: Path, workdir: Path, args: List[str]) -> Tuple[float, float]:
+def run_sweep(app: Path, workdir: Path, args: List[str], env: Optional[Dict[str, str]] = None
+              ) -> Tuple[float, float]:
     """Wall and CPU seconds (user + system, the process and the children it waited for) of one
     `python app.py -m ...` run; fails loudly if the sweep fails."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     proc = subprocess.run(
         [sys.executable, str(app), "-m", *args, "hydra/job_logging=disabled"],
-        cwd=workdir, capture_output=True, text=True, check=False,
+        cwd=workdir, capture_output=True, text=True, check=False, env={**os.environ, **(env or {})},
     )
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -79,24 +87,41 @@ def bench_overhead(tmp: Path, jobs: int, names: List[str], repeat: int) -> Dict[
     app = tmp / "trivial_app.py"
     app.write_text(TRIVIAL_APP)
     out: Dict[str, Dict[str, float]] = {}
-    for name in names:
-        best: Dict[int, Tuple[float, float]] = {}
-        for n in (1, jobs):
-            runs = []
-            for r in range(repeat):
+    runs: Dict[Tuple[str, int], List[Tuple[float, float, float]]] = {}
+    for r in range(repeat):  # launchers interleaved: a burst of load hits them all alike
+        for name in names:
+            for n in (1, jobs):
                 sweep = f"hydra.sweep.dir={tmp / 'runs' / name / f'{n}-{r}'}"
-                runs.append(run_sweep(app, tmp, [f"+x=range({n})", sweep, *LAUNCHERS[name]]))
-            best[n] = min(runs)
+                pre_task = tmp / f"pre-{name}-{n}-{r}.txt"
+                wall, cpu = run_sweep(app, tmp, [f"+x=range({n})", sweep, *LAUNCHERS[name]],
+                                      {"BENCH_PRE_TASK": str(pre_task)})
+                runs.setdefault((name, n), []).append((wall, cpu, _pre_task_ms(pre_task)))
+    for name in names:
+        best = {n: min(runs[(name, n)]) for n in (1, jobs)}  # best wall of `repeat` runs
+        cpu = {n: min(run[1] for run in runs[(name, n)]) for n in (1, jobs)}
         out[name] = {
             "wall_1": best[1][0],
             "wall_n": best[jobs][0],
-            "cpu_n": best[jobs][1],
+            "cpu_n": cpu[jobs],
             "per_job_ms": 1000.0 * (best[jobs][0] - best[1][0]) / max(jobs - 1, 1),
+            "cpu_per_job_ms": 1000.0 * (cpu[jobs] - cpu[1]) / max(jobs - 1, 1),
+            "pre_task_ms": best[jobs][2],
         }
-        print(f"  {name:15s} {jobs} jobs: {best[jobs][0]:6.2f} s (CPU {best[jobs][1]:6.2f} s)   "
-              f"1 job: {best[1][0]:5.2f} s   marginal per job: {out[name]['per_job_ms']:7.1f} ms",
-              flush=True)
+        print(f"  {name:15s} {jobs} jobs: {best[jobs][0]:6.2f} s (CPU {cpu[jobs]:6.2f} s)   "
+              f"1 job: {best[1][0]:5.2f} s   marginal per job: {out[name]['per_job_ms']:7.1f} ms   "
+              f"CPU per job: {out[name]['cpu_per_job_ms']:6.1f} ms", flush=True)
     return out
+
+
+def _pre_task_ms(path: Path) -> float:
+    """Median CPU ms that a job's own process spent before the task ran (forked job processes
+    only: a job run inside the launcher's process counts the launcher's start-up too)."""
+    try:
+        lines = [line.split() for line in path.read_text().splitlines() if line.strip()]
+    except OSError:
+        return float("nan")
+    values = sorted(1000.0 * float(cpu) for pid, cpu in lines)
+    return values[len(values) // 2] if values else float("nan")
 
 
 def overlaps(records: List[dict]) -> List[str]:
@@ -134,8 +159,12 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=64)
     parser.add_argument("--repeat", type=int, default=3, help="runs per figure; the best is kept")
     parser.add_argument("--skip-submitit", action="store_true")
+    parser.add_argument("--launchers", default=",".join(LAUNCHERS),
+                        help="comma-separated, grid_local first (default: all)")
     args = parser.parse_args()
-    names = [n for n in LAUNCHERS if not (args.skip_submitit and n == "submitit_local")]
+    names = [n for n in args.launchers.split(",")
+             if not (args.skip_submitit and n == "submitit_local")]
+    assert names[0] == "grid_local" and all(n in LAUNCHERS for n in names), names
     print(f"CPUs: {os.cpu_count()}, python {sys.version.split()[0]}, "
           f"load average before: {os.getloadavg()[0]:.2f} (other work slows every figure)")
     with tempfile.TemporaryDirectory(prefix="bench-grid-local-") as d:
@@ -153,6 +182,16 @@ def main() -> None:
         print(f"  jobs per GPU: {gpu['per_gpu']}")
         print(f"  concurrent jobs sharing a GPU: {len(gpu['overlaps'])}"
               + "".join(f"\n    {o}" for o in gpu["overlaps"]))
+        print(f"  grid_local job processes spent {res['grid_local']['pre_task_ms']:.1f} ms CPU "
+              "(median) before the task function ran")
+        print("Goals (issue #13), measured above:")
+        if "basic" in res:
+            print(f"  {args.jobs} trivial jobs, grid_local vs BasicLauncher: "
+                  f"{res['basic']['wall_n'] / ours:.2f}x (goal >= 3x)")
+            print(f"  CPU per trivial job: grid_local {res['grid_local']['cpu_per_job_ms']:.1f} ms "
+                  f"(goal <= 30 ms), BasicLauncher {res['basic']['cpu_per_job_ms']:.1f} ms")
+        print(f"  16 one-GPU 1 s jobs on 4 fake GPUs, whole command: {gpu['wall']:.2f} s "
+              "(goal <= 4.6 s, ideal 4 s plus start-up)")
         print(f"load average after: {os.getloadavg()[0]:.2f}")
         if gpu["overlaps"] or gpu["jobs"] != 16:
             sys.exit(1)
