@@ -6,6 +6,7 @@ launchers the task wrapped in `TracebackToLog`, which appends the traceback to t
 `hydra.job_logging`'s file handler writes, else `<output dir>/<job name>.log`) before re-raising.
 The sweep summary names the same file (`job_log_path`).
 """
+import functools
 import os
 import time
 import traceback
@@ -34,6 +35,7 @@ class TracebackToLog:
 
     def __init__(self, task: Any) -> None:
         self.task = task
+        functools.update_wrapper(self, task)  # callbacks that look at the task see its name
 
     def __call__(self, cfg: Any) -> Any:
         try:
