@@ -155,7 +155,14 @@ class GridSlurmLauncher(Launcher):
         self._output_dirs = {}
         runner = SlurmRunner(options, listener=self.listener, describe=self._event,
                              finalize=self._finalize)
-        results = runner.run(tasks)
+        try:
+            results = runner.run(tasks)
+        except KeyboardInterrupt as stop:
+            if self.listener is None:  # another sweeper: end as the grid sweeper does, no traceback
+                from grid_sweeper.interrupts import exit_code
+
+                sys.exit(exit_code(stop))
+            raise
         return [r.value if isinstance(r.value, JobReturn) else self._failed_return(r, False)[0]
                 for r in results]
 
