@@ -158,3 +158,40 @@ def test_live_progress_on_a_terminal() -> None:
     progress.update({"done": 1, "running": 2, "failed": 0, "total": 4})
     progress.close()
     assert "1/4 done, 2 running, 0 failed" in stream.getvalue()
+
+
+def test_whole_batch_launchers_get_no_eta_or_running_count() -> None:
+    stream = io.StringIO()
+    progress = Progress(4, stream=stream, eta=False)
+    progress.job_finished({"job": 0, "status": "completed"}, {"done": 1, "running": 0, "failed": 0, "total": 4})
+    progress.close()
+    assert stream.getvalue().startswith("[sweep] job #0 completed | 1/4 done, 0 failed | elapsed 00:00\n")
+    assert "ETA" not in stream.getvalue() and "running" not in stream.getvalue()
+
+
+def test_output_while_the_live_line_is_shown_goes_above_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    import logging
+    import sys
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stdout", terminal)
+    handler = logging.StreamHandler(terminal)
+    logger = logging.getLogger("grid_sweeper.test_live")
+    logger.addHandler(handler)
+    try:
+        progress = Progress(2, stream=terminal)
+        progress.update({"done": 0, "running": 1, "failed": 0, "total": 2})
+        print("[job 0] hello", end="")  # a partial line waits for its end
+        print(" world")
+        logger.warning("a log line")
+        progress.close()
+        assert sys.stdout is terminal and handler.stream is terminal  # put back
+    finally:
+        logger.removeHandler(handler)
+    raw = terminal.getvalue()
+    assert "--:--[job" not in raw and "[sweep] 0/2 done, 1 running, 0 failed" in raw
+    assert "\r\x1b[2K[job 0] hello world\n" in raw and "\r\x1b[2Ka log line\n" in raw
