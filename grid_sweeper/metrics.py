@@ -131,6 +131,16 @@ def ranked(records: Iterable[Dict[str, Any]], metric: Optional[str], maximize: b
     return scored
 
 
+def metric_keys(records: Iterable[Dict[str, Any]]) -> List[str]:
+    """The dotted keys with a number in any dict return value: the metrics one could rank by."""
+    keys: Dict[str, None] = {}
+    for record in records:
+        value = record.get("return_value")
+        if isinstance(value, dict):
+            keys.update(dict.fromkeys(k for k, v in scalar_items(value) if is_number(v)))
+    return list(keys)
+
+
 def metric_label(metric: Optional[str]) -> str:
     """How the metric is named in the summary and the report."""
     return metric or "return value"

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Dict, Optional, Sequence, Tuple
 
 from grid_sweeper.events import COMPLETED, FAILED, JobEvent
-from grid_sweeper.metrics import log_of, metric_label, metric_of, ranked, table
+from grid_sweeper.metrics import log_of, metric_keys, metric_label, metric_of, ranked, table
 
 RESULTS_JSONL = "results.jsonl"
 RESULTS_CSV = "results.csv"
@@ -201,6 +201,7 @@ def summarize(
         "metric": metric,
         "objective": "maximize" if maximize else "minimize",
         "unscored": len(completed) - len(scored),
+        "metric_keys": metric_keys(completed) if len(scored) < len(completed) else [],
         "best": [
             {"job": r["job"], "metric": metric_of(r["return_value"], metric), "overrides": r["overrides"],
              "return_value": r["return_value"]}
@@ -226,8 +227,13 @@ def summary_text(summary: Dict[str, Any]) -> str:
         lines.append(f"Best jobs ({word} {label}):")
         for entry in summary["best"]:
             lines.append(f"  #{entry['job']} {entry['metric']!r:<12} {' '.join(entry['overrides'])}")
+    keys = ", ".join(summary.get("metric_keys") or [])
     if summary.get("unscored") and summary.get("metric"):
-        lines.append(f"{summary['unscored']} completed job(s) returned no number at '{summary['metric']}'")
+        lines.append(f"{summary['unscored']} completed job(s) returned no number at '{summary['metric']}'"
+                     + (f"; keys with numbers: {keys}" if keys else ""))
+    elif summary.get("unscored") and keys:
+        lines.append(f"{summary['unscored']} completed job(s) returned a dict and no metric was chosen: "
+                     f"rank them with metric=KEY (hydra.sweeper.metric, gridsweep --metric), one of: {keys}")
     if summary["failures"]:
         lines.append("Failed jobs:")
         for entry in summary["failures"]:

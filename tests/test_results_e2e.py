@@ -64,7 +64,9 @@ def test_a_dict_return_without_a_metric_says_so(tmp_path: Path) -> None:
     proc = sweep(tmp_path, sweep_dir, "alpha=[0.5,0.1]", "hydra.sweeper.metric=f1", env={"RETURN_DICT": "1"})
     assert proc.returncode == 0, proc.stderr
     assert summary(sweep_dir)["best"] == []
-    assert "2 completed job(s) returned no number at 'f1'" in proc.stdout
+    assert "2 completed job(s) returned no number at 'f1'; keys with numbers: loss, acc, val.loss" in proc.stdout
+    plain = sweep(tmp_path, tmp_path / "t", "alpha=[0.5,0.1]", env={"RETURN_DICT": "1"})
+    assert "2 completed job(s) returned a dict and no metric was chosen: rank them with metric=KEY" in plain.stdout
 
 
 def test_gridsweep_metric_and_maximize(tmp_path: Path) -> None:
