@@ -1,61 +1,61 @@
-"""Teach Hydra's override parser the Grid expressions, idempotently, at plugin import.
+"""Grid expressions in Hydra's override parser, only for a command that chose the grid sweeper.
 
-- every distribution name becomes a grammar function returning a `GridSweep` (a ChoiceSweep), so
-  `alpha=uniform(1e-5,1e-1,3)` parses instead of failing with "Unknown function";
-- an override Hydra cannot parse but the Grid engine can (a numpy print-style list) becomes a
-  `GridSweep` too; one the engine rejects fails with the engine's error (flag, caret, hint);
-- with `hydra/sweeper=grid` in a multirun, list values (`beta=[1,2]`) are not applied to the main
-  config (they are sweeps, applied per job), so a typed field or a new key does not fail there.
+Hydra parses every override before any sweeper runs, so the grid sweeper needs three hooks,
+installed once at plugin import. They are cheap: nothing of the engine loads until an override
+fails Hydra's own parse while the grid sweeper is chosen.
 
-Nothing heavy is imported here: numpy loads only when a distribution is evaluated.
+- `OverridesParser.parse_overrides`: an override Hydra cannot parse (`alpha=uniform(0,1,3)`,
+  `x=['a' 'b']`) goes to the Grid engine, but only while a config is composed for a command that
+  chose `hydra/sweeper=grid`, or while the grid sweeper parses its own flags. Everywhere else
+  Hydra's own result and message stand, byte for byte. The one deliberate exception: a Grid
+  expression in a multirun under another sweeper is refused with a message naming
+  `hydra/sweeper=grid`.
+- `ConfigLoaderImpl.load_configuration`: knows the run mode. When the command line does not
+  choose a sweeper and an override fails Hydra's parse in a multirun, the sweeper is read off the
+  defaults list (composed without the failing lines) before the failures are settled.
+- `ConfigLoaderImpl._apply_overrides_to_config`: with the grid sweeper in a multirun, a list value
+  on a key that is no list is a sweep, applied per job, not to the main config.
+
+The sweeper checks that the compose hook saw its multirun (`multirun_hook_seen`): on a Hydra whose
+call path bypasses it, the plugin refuses instead of running wrongly.
 """
 from __future__ import annotations
 
-import re
 import threading
-from dataclasses import dataclass
-from typing import Any, Callable, List, Optional
-
-from hydra.core.override_parser.types import ChoiceSweep
+from contextlib import contextmanager
+from typing import Any, Iterator, List, Optional
 
 SWEEPER_TARGET = "hydra_plugins.hydra_grid_sweeper.grid_sweeper.GridSweeper"
+SWEEPER_GROUP = "hydra/sweeper"
+SWEEPER_NAME = "grid"
 _MARK = "_hydra_grid_sweeper_hook"
-_compose_state = threading.local()
 
 
-@dataclass
-class GridSweep(ChoiceSweep):
-    """A Grid expression in Hydra's parse tree; `.list` holds example draws (seed 0)."""
+class _State(threading.local):
+    """What the hooks know about the compose or parse in progress on this thread."""
 
-    expression: Any = None
-
-
-def _grid_function(name: str) -> Callable[..., GridSweep]:
-    def grid_function(*args: Any, **kwargs: Any) -> GridSweep:
-        from grid_sweeper.expressions import build_call
-
-        expression = build_call(
-            name,
-            [(value, None) for value in args],
-            {key: (value, None) for key, value in kwargs.items()},
-            text="",
-            span=(0, 0),
-        )
-        return GridSweep(list=_example_values(expression), expression=expression)
-
-    grid_function.__name__ = name
-    return grid_function
+    run_mode: Any = None  # Hydra's RunMode while a config is composed, else None
+    sweeper_chosen: Optional[bool] = None  # read off the defaults list when the command line is silent
+    sweeper_parse: bool = False  # the grid sweeper is parsing its own flags
 
 
-def _example_values(expression: Any) -> List[Any]:
-    from grid_sweeper.dimensions import Choices, bind
+_state = _State()
+_hook_seen = {"multirun": False}
 
-    if isinstance(expression, Choices):
-        return list(expression.values)
-    values = bind(expression, seed=0, flag="")
-    if hasattr(values, "sample"):
-        return [values.sample(0)]
-    return list(values)
+
+def multirun_hook_seen() -> bool:
+    """Whether a multirun compose went through our hook in this process."""
+    return _hook_seen["multirun"]
+
+
+@contextmanager
+def grid_parsing() -> Iterator[None]:
+    """The grid sweeper parses its flags: Grid expressions parse, the engine's errors show."""
+    previous, _state.sweeper_parse = _state.sweeper_parse, True
+    try:
+        yield
+    finally:
+        _state.sweeper_parse = previous
 
 
 def split_override(line: str) -> tuple:
@@ -73,85 +73,58 @@ def _mark(func: Any) -> Any:
     return func
 
 
-def _install_functions() -> None:
-    from hydra.core.override_parser import overrides_parser
-
-    from grid_sweeper.distributions import DISTRIBUTIONS
-
-    original = overrides_parser.create_functions
-    if _is_wrapped(original):
-        return
-
-    def create_functions() -> Any:
-        functions = original()
-        for name in DISTRIBUTIONS:
-            if name not in functions.definitions:
-                functions.register(name=name, func=_grid_function(name))
-        return functions
-
-    overrides_parser.create_functions = _mark(create_functions)
+class _Undecided(Exception):
+    """A multirun override failed Hydra's parse before the sweeper was known."""
 
 
-def _install_parse_fallback() -> None:
+def _sweeper_on_command_line(parsed: List[Any]) -> Optional[bool]:
+    """True/False when the overrides choose a sweeper, None when they leave it to the defaults."""
+    chosen: Optional[bool] = None
+    for override in parsed:
+        if override.key_or_group == SWEEPER_GROUP and not override.is_delete():
+            chosen = override.value() == SWEEPER_NAME
+    return chosen
+
+
+def _install_parse_hook() -> None:
     from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import OverrideParseException
 
     original = OverridesParser.parse_overrides
     if _is_wrapped(original):
         return
 
     def parse_overrides(self: Any, overrides: List[str]) -> Any:
-        parsed = []
+        if not _state.sweeper_parse and _state.run_mode is None:
+            return original(self, overrides)
+        parsed: List[Any] = []
+        failures = []
         for line in overrides:
             try:
                 parsed.extend(original(self, [line]))
-            except Exception as hydra_error:
-                parsed.append(_grid_fallback(self, original, line, hydra_error))
-            grid_lines = getattr(_compose_state, "grid_lines", None)  # set while composing
-            if grid_lines is not None and isinstance(parsed[-1]._value, GridSweep):
-                grid_lines.append(line)
+            except OverrideParseException as error:
+                failures.append((len(parsed), line, error))
+                parsed.append(None)
+        if not failures:
+            return parsed
+        from hydra.types import RunMode
+
+        from hydra_plugins.hydra_grid_sweeper._fallback import settle
+
+        multirun = _state.sweeper_parse or _state.run_mode == RunMode.MULTIRUN
+        chosen = True if _state.sweeper_parse else _sweeper_on_command_line([p for p in parsed if p])
+        if chosen is None:
+            chosen = _state.sweeper_chosen
+        if chosen is None and multirun:
+            raise _Undecided()
+        for index, line, error in failures:
+            parsed[index] = settle(self, original, line, error, bool(chosen), multirun)
         return parsed
 
     OverridesParser.parse_overrides = _mark(parse_overrides)
 
 
-def _grid_fallback(parser: Any, original: Any, line: str, hydra_error: Exception) -> Any:
-    """Parse `line` with the Grid engine after Hydra failed on it; raise its clearer error."""
-    from hydra.core.override_parser.types import ValueType
-    from hydra.errors import OverrideParseException
-
-    from grid_sweeper.errors import GridExpressionError
-    from grid_sweeper.expressions import is_sweep, parse_expression
-
-    key, value = split_override(line)
-    if value is None or _hydra_owns(value):
-        raise hydra_error
-    try:
-        stub = original(parser, [f"{key}=0"])[0]
-    except Exception:
-        raise hydra_error from None
-    try:
-        expression = parse_expression(value, flag=key.lstrip("+~"))
-    except GridExpressionError as error:
-        raise OverrideParseException(override=line, message=str(error)) from None
-    if not is_sweep(expression):
-        raise hydra_error
-    stub.value_type = ValueType.CHOICE_SWEEP
-    stub._value = GridSweep(list=_example_values(expression), expression=expression)
-    stub.input_line = line
-    return stub
-
-
-_HYDRA_FUNCTIONS = {"int", "str", "bool", "float", "choice", "interval", "tag", "sort", "shuffle",
-                    "glob"}
-
-
-def _hydra_owns(value: str) -> bool:
-    """Whether `value` calls one of Hydra's own grammar functions (Hydra's error is the right one)."""
-    match = re.match(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*\(", value)
-    return bool(match) and match.group(1) in _HYDRA_FUNCTIONS
-
-
-def _install_list_sweeps() -> None:
+def _install_compose_hooks() -> None:
     from hydra._internal.config_loader_impl import ConfigLoaderImpl
     from hydra.types import RunMode
 
@@ -160,20 +133,23 @@ def _install_list_sweeps() -> None:
         return
     original_apply = ConfigLoaderImpl._apply_overrides_to_config
 
-    def load_configuration(self: Any, *args: Any, **kwargs: Any) -> Any:
-        run_mode = kwargs.get("run_mode", args[2] if len(args) > 2 else None)
-        previous = getattr(_compose_state, "multirun", False), getattr(_compose_state, "grid_lines", None)
-        _compose_state.multirun, _compose_state.grid_lines = run_mode == RunMode.MULTIRUN, []
+    def load_configuration(self: Any, config_name: Any, overrides: List[str], run_mode: Any,
+                           *args: Any, **kwargs: Any) -> Any:
+        if run_mode == RunMode.MULTIRUN:
+            _hook_seen["multirun"] = True
+        previous = _state.run_mode, _state.sweeper_chosen
+        _state.run_mode, _state.sweeper_chosen = run_mode, None
         try:
-            cfg = original_load(self, *args, **kwargs)
-            if _compose_state.multirun and _compose_state.grid_lines and not uses_grid_sweeper(cfg):
-                _refuse_without_grid_sweeper(_compose_state.grid_lines[0])
-            return cfg
+            try:
+                return original_load(self, config_name, overrides, run_mode, *args, **kwargs)
+            except _Undecided:
+                _state.sweeper_chosen = _sweeper_in_defaults(self, config_name, overrides, run_mode)
+                return original_load(self, config_name, overrides, run_mode, *args, **kwargs)
         finally:
-            _compose_state.multirun, _compose_state.grid_lines = previous
+            _state.run_mode, _state.sweeper_chosen = previous
 
     def apply_overrides_to_config(overrides: List[Any], cfg: Any) -> None:
-        if getattr(_compose_state, "multirun", False) and uses_grid_sweeper(cfg):
+        if _state.run_mode == RunMode.MULTIRUN and uses_grid_sweeper(cfg):
             overrides = [o for o in overrides if not is_list_sweep(o)]
         original_apply(overrides, cfg)
 
@@ -181,15 +157,32 @@ def _install_list_sweeps() -> None:
     ConfigLoaderImpl._apply_overrides_to_config = staticmethod(apply_overrides_to_config)
 
 
-def _refuse_without_grid_sweeper(line: str) -> None:
-    """Another sweeper is selected: a Grid expression stays an error, as without the plugin."""
-    from hydra.errors import ConfigCompositionException
+def _sweeper_in_defaults(loader: Any, config_name: Any, overrides: List[str], run_mode: Any) -> bool:
+    """Whether the defaults list chooses the grid sweeper, read without the overrides Hydra rejects.
 
-    raise ConfigCompositionException(
-        f"'{line}' is a Grid expression, which only hydra/sweeper=grid understands: "
-        "add hydra/sweeper=grid to the command line (or `override hydra/sweeper: grid` to the "
-        "defaults list)"
-    )
+    Only reached when an override failed Hydra's parse in a multirun whose command line chooses
+    no sweeper. If the defaults list itself fails, the grid sweeper is taken as not chosen, so
+    that Hydra's own parse error stands.
+    """
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import OverrideParseException
+
+    previous, _state.run_mode = _state.run_mode, None  # Hydra's own parse from here on
+    try:
+        parser = OverridesParser.create()
+        parsable = []
+        for line in overrides:
+            try:
+                parser.parse_overrides([line])
+            except OverrideParseException:
+                continue
+            parsable.append(line)
+        defaults = loader.compute_defaults_list(config_name, parsable, run_mode)
+        return defaults.overrides.known_choices.get(SWEEPER_GROUP) == SWEEPER_NAME
+    except Exception:
+        return False
+    finally:
+        _state.run_mode = previous
 
 
 def uses_grid_sweeper(cfg: Any) -> bool:
@@ -210,7 +203,6 @@ def is_list_sweep(override: Any) -> bool:
 
 
 def install() -> None:
-    """Install every hook once, however often this module is executed."""
-    _install_functions()
-    _install_parse_fallback()
-    _install_list_sweeps()
+    """Install every hook once, however often Hydra's plugin scan executes this package."""
+    _install_parse_hook()
+    _install_compose_hooks()

@@ -3,8 +3,6 @@
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
-from hydra.core.config_store import ConfigStore
-
 
 @dataclass
 class GridLocalLauncherConf:
@@ -41,11 +39,3 @@ class GridLocalLauncherConf:
 
     # seconds between SIGTERM and SIGKILL when a job is stopped (timeout, Ctrl-C)
     kill_grace_s: float = 5.0
-
-
-ConfigStore.instance().store(
-    group="hydra/launcher",
-    name="grid_local",
-    node=GridLocalLauncherConf,
-    provider="hydra-grid-sweeper",
-)

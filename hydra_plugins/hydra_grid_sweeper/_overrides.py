@@ -14,7 +14,8 @@ from hydra.core.override_parser.types import (
 from grid_sweeper.dimensions import Choices, Distribution, Expression, Fixed
 from grid_sweeper.expressions import parse_expression, scalar
 from grid_sweeper.space import Flag
-from hydra_plugins.hydra_grid_sweeper._grammar import GridSweep, is_list_sweep, split_override
+from hydra_plugins.hydra_grid_sweeper._fallback import GridSweep
+from hydra_plugins.hydra_grid_sweeper._grammar import is_list_sweep, split_override
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,6 @@
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
-from hydra.core.config_store import ConfigStore
-
 
 @dataclass
 class GridSlurmLauncherConf:
@@ -59,11 +57,3 @@ class GridSlurmLauncherConf:
     cancel_on_interrupt: bool = True
     # seconds between two looks at the queue (result files are looked at every second)
     poll_interval_s: float = 5.0
-
-
-ConfigStore.instance().store(
-    group="hydra/launcher",
-    name="grid_slurm",
-    node=GridSlurmLauncherConf,
-    provider="hydra-grid-sweeper",
-)

@@ -2,8 +2,6 @@
 from dataclasses import dataclass
 from typing import Any, Dict, Optional
 
-from hydra.core.config_store import ConfigStore
-
 
 @dataclass
 class GridSweeperConf:
@@ -33,8 +31,3 @@ class GridSweeperConf:
     max_failure_rate: float = 1.0
     #: write report.html (charts and table; needs plotly: pip install hydra-grid-sweeper[report])
     report: bool = False
-
-
-ConfigStore.instance().store(
-    group="hydra/sweeper", name="grid", node=GridSweeperConf, provider="hydra-grid-sweeper"
-)

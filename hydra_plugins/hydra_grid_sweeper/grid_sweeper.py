@@ -122,12 +122,23 @@ class GridSweeper(Sweeper):
         from hydra.core.override_parser.overrides_parser import OverridesParser
 
         from grid_sweeper.errors import GridExpressionError
+        from hydra_plugins.hydra_grid_sweeper._grammar import grid_parsing, multirun_hook_seen
         from hydra_plugins.hydra_grid_sweeper._overrides import merge_params, to_flags
 
         assert self.hydra_context is not None
+        if not multirun_hook_seen():
+            import hydra
+
+            raise GridSweepError(
+                f"hydra/sweeper=grid cannot run on hydra-core {hydra.__version__}: its multirun "
+                "composed the config without passing through the grid sweeper's hook "
+                "(ConfigLoaderImpl.load_configuration), so Grid expressions and list sweeps would "
+                "be misread. Use hydra-core 1.3.x."
+            )
         loader = self.hydra_context.config_loader
         parser = OverridesParser.create(config_loader=loader)
-        overrides = parser.parse_overrides(merge_params(self.params, arguments))
+        with grid_parsing():
+            overrides = parser.parse_overrides(merge_params(self.params, arguments))
         try:
             return to_flags(overrides, _group_checker(loader))
         except GridExpressionError as error:

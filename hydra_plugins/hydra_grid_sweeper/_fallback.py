@@ -1,0 +1,85 @@
+"""Settle an override Hydra's parser rejected: a Grid sweep, the engine's error, or Hydra's own.
+
+Imported by the parse hook (`_grammar`) only when an override fails Hydra's parse while it
+matters to the grid sweeper, so the engine stays out of every other Hydra run.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Callable, List
+
+from hydra.core.override_parser.types import ChoiceSweep, Override, ValueType
+from hydra.errors import ConfigCompositionException, OverrideParseException
+
+from grid_sweeper.errors import GridExpressionError
+from grid_sweeper.expressions import is_sweep, parse_expression
+from hydra_plugins.hydra_grid_sweeper._grammar import split_override
+
+
+@dataclass
+class GridSweep(ChoiceSweep):
+    """A Grid expression in Hydra's parse tree: the engine's expression, nothing drawn yet."""
+
+    expression: Any = None
+
+
+# Hydra's own grammar functions, whose errors stand. `range` is not among them: one Hydra rejects
+# (`range(0, 10**30)`) is the engine's to parse.
+_HYDRA_FUNCTIONS = {"int", "str", "bool", "float", "choice", "interval", "tag", "sort", "shuffle",
+                    "glob"}
+
+
+def _hydra_owns(value: str) -> bool:
+    """Whether `value` calls one of Hydra's own grammar functions (Hydra's error is the right one)."""
+    match = re.match(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*\(", value)
+    return bool(match) and match.group(1) in _HYDRA_FUNCTIONS
+
+
+def settle(
+    parser: Any,
+    hydra_parse: Callable[[Any, List[str]], List[Override]],
+    line: str,
+    hydra_error: OverrideParseException,
+    grid_chosen: bool,
+    multirun: bool,
+) -> Override:
+    """The override for `line`, which Hydra failed to parse with `hydra_error`, or the error to show."""
+    key, value = split_override(line)
+    name = key.lstrip("+~")
+    if value is None or name.startswith(("hydra.", "hydra/")) or _hydra_owns(value):
+        raise hydra_error
+    if not grid_chosen:
+        if multirun and _is_grid_sweep(value, name):
+            refuse_without_grid_sweeper(line)
+        raise hydra_error
+    try:
+        expression = parse_expression(value, flag=name)
+    except GridExpressionError as error:
+        raise OverrideParseException(override=line, message=str(error)) from None
+    if not is_sweep(expression):
+        raise hydra_error
+    try:
+        stub = hydra_parse(parser, [f"{key}=0"])[0]
+    except OverrideParseException:
+        raise hydra_error from None
+    stub.value_type = ValueType.CHOICE_SWEEP
+    stub._value = GridSweep(list=[], expression=expression)
+    stub.input_line = line
+    return stub
+
+
+def _is_grid_sweep(value: str, name: str) -> bool:
+    try:
+        return is_sweep(parse_expression(value, flag=name))
+    except GridExpressionError:
+        return False
+
+
+def refuse_without_grid_sweeper(line: str) -> None:
+    """Another sweeper is chosen: a Grid expression is an error that names the grid sweeper."""
+    raise ConfigCompositionException(
+        f"'{line}' is a Grid expression, which only hydra/sweeper=grid understands: "
+        "add hydra/sweeper=grid to the command line (or `override hydra/sweeper: grid` to the "
+        "defaults list)"
+    )
