@@ -139,7 +139,8 @@ def _table_html(records: Sequence[Dict[str, Any]], swept: Sequence[str], metric:
                 maximize: bool) -> str:
     best = ranked(records, metric, maximize)
     order = [r["job"] for r in best]
-    rest = [r for r in records if r["job"] not in set(order)]
+    ranked_jobs = set(order)
+    rest = [r for r in records if r["job"] not in ranked_jobs]
     rest.sort(key=lambda r: (r["status"] == "failed", r["job"]))
     by_job = {r["job"]: r for r in records}
     columns, rows = table([by_job[j] for j in order] + rest, swept, metric)
