@@ -13,8 +13,8 @@ fails Hydra's own parse while the grid sweeper is chosen.
 - `ConfigLoaderImpl.load_configuration`: knows the run mode. When the command line does not
   choose a sweeper and an override fails Hydra's parse in a multirun, the sweeper is read off the
   defaults list (composed without the failing lines) before the failures are settled.
-- `ConfigLoaderImpl._apply_overrides_to_config`: with the grid sweeper in a multirun, a list value
-  on a key that is no list is a sweep, applied per job, not to the main config.
+- `ConfigLoaderImpl._apply_overrides_to_config`: with the grid sweeper in a multirun, a list that
+  the sweeper sweeps (`is_list_sweep`) is applied per job, not to the main config.
 
 The sweeper checks that the compose hook saw its multirun (`multirun_hook_seen`): on a Hydra whose
 call path bypasses it, the plugin refuses instead of running wrongly.
@@ -150,7 +150,7 @@ def _install_compose_hooks() -> None:
 
     def apply_overrides_to_config(overrides: List[Any], cfg: Any) -> None:
         if _state.run_mode == RunMode.MULTIRUN and uses_grid_sweeper(cfg):
-            overrides = [o for o in overrides if not is_list_sweep(o)]
+            overrides = [o for o in overrides if not is_list_sweep(o, cfg)]
         original_apply(overrides, cfg)
 
     ConfigLoaderImpl.load_configuration = _mark(load_configuration)
@@ -192,14 +192,33 @@ def uses_grid_sweeper(cfg: Any) -> bool:
     return target == SWEEPER_TARGET
 
 
-def is_list_sweep(override: Any) -> bool:
-    """A `key=[...]` override of the app's config: the grid sweeper sweeps its elements."""
-    return (
-        not override.is_hydra_override()
-        and not override.is_delete()
-        and not override.is_sweep_override()
-        and isinstance(override.value(), list)
-    )
+def is_list_sweep(override: Any, cfg: Any) -> bool:
+    """Whether the grid sweeper sweeps this `key=[...]` override of the app's config.
+
+    Lists keep Hydra's meaning where the config holds a list (`tags=[dev]`, `split=[55,5,10]`,
+    `tags=[]` are values), so existing commands mean what they meant. On a key that holds no
+    list, or a new one, the list sweeps its elements (Grid's meaning); on a list key, a list of
+    lists (`[[1,2],[3]]`) sweeps those lists.
+    """
+    if override.is_hydra_override() or override.is_delete() or override.is_sweep_override():
+        return False
+    value = override.value()
+    if not isinstance(value, list):
+        return False
+    if not holds_list(cfg, override.key_or_group):
+        return True
+    return bool(value) and all(isinstance(element, list) for element in value)
+
+
+def holds_list(cfg: Any, key: str) -> bool:
+    """Whether `key` of `cfg` is a list node (a YAML list, or a field typed as a list, even if None)."""
+    from omegaconf import DictConfig, ListConfig, OmegaConf
+
+    parent_key, _, leaf = key.rpartition(".")
+    parent = OmegaConf.select(cfg, parent_key, default=None) if parent_key else cfg
+    if not isinstance(parent, DictConfig) or leaf not in parent:
+        return False
+    return isinstance(parent._get_node(leaf), ListConfig)
 
 
 def install() -> None:

@@ -49,17 +49,18 @@ def merge_params(params: Optional[Dict[str, Any]], arguments: Sequence[str]) -> 
     return list(merged.values())
 
 
-def to_flags(overrides: Sequence[Override], group_exists: Any) -> List[SweepFlag]:
-    """One SweepFlag per override, its expression in the engine's terms."""
+def to_flags(overrides: Sequence[Override], group_exists: Any, config: Any) -> List[SweepFlag]:
+    """One SweepFlag per override, its expression in the engine's terms (`config`: the composed
+    config, which tells whether a key holds a list)."""
     flags = []
     for override in overrides:
         key = override.get_key_element()
         line = override.input_line or f"{key}={override.get_value_element_as_str()}"
-        flags.append(SweepFlag(key, line, _expression(override, line, group_exists)))
+        flags.append(SweepFlag(key, line, _expression(override, line, group_exists, config)))
     return flags
 
 
-def _expression(override: Override, line: str, group_exists: Any) -> Expression:
+def _expression(override: Override, line: str, group_exists: Any, config: Any) -> Expression:
     value = override.value()
     if isinstance(value, GridSweep):
         _, text = split_override(line)
@@ -68,7 +69,7 @@ def _expression(override: Override, line: str, group_exists: Any) -> Expression:
         return Distribution("uniform", (float(value.start), float(value.end)))
     if override.is_sweep_override():
         return Choices(tuple(OverrideText(s) for s in override.sweep_string_iterator()))
-    if is_list_sweep(override) and not group_exists(override.key_or_group):
+    if is_list_sweep(override, config) and not group_exists(override.key_or_group):
         if not value:
             parse_expression("[]", flag=override.key_or_group)  # raises: empty list
         return Choices(tuple(value))

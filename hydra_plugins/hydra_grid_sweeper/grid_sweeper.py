@@ -140,7 +140,7 @@ class GridSweeper(Sweeper):
         with grid_parsing():
             overrides = parser.parse_overrides(merge_params(self.params, arguments))
         try:
-            return to_flags(overrides, _group_checker(loader))
+            return to_flags(overrides, _group_checker(loader), self.config)
         except GridExpressionError as error:
             raise GridSweepError(str(error)) from None
 

@@ -1,0 +1,35 @@
+"""Test app for list semantics: list fields (typed and YAML) beside scalars; records what it got."""
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any, List, Optional
+
+import hydra
+from hydra.core.config_store import ConfigStore
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import OmegaConf
+
+
+@dataclass
+class Typed:
+    tags: List[str] = field(default_factory=lambda: ["dev"])
+    split: List[int] = field(default_factory=lambda: [55000, 5000, 10000])
+    extra: Optional[List[str]] = None
+    beta: int = 1
+    name: str = "bert"
+    anything: Any = None
+
+
+ConfigStore.instance().store(name="typed", node=Typed)
+
+
+@hydra.main(version_base=None, config_path=".", config_name=os.environ.get("APP_CONFIG", "typed"))
+def main(cfg: Any) -> None:
+    received = OmegaConf.to_container(cfg, resolve=True)
+    received["job_num"] = HydraConfig.get().job.num
+    with open(os.path.join(HydraConfig.get().runtime.output_dir, "received.json"), "w") as out:
+        json.dump(received, out)
+
+
+if __name__ == "__main__":
+    main()
