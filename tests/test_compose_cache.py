@@ -28,6 +28,7 @@ def hydra_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tuple[Any, D
     """(config loader, master config of a multirun, ComposeCache) of the compose test app."""
     from hydra._internal.hydra import Hydra
     from hydra._internal.utils import create_config_search_path
+    from hydra.core.config_store import ConfigStore
     from hydra.core.global_hydra import GlobalHydra
     from hydra.core.utils import setup_globals
     from hydra.types import RunMode
@@ -59,7 +60,9 @@ def hydra_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tuple[Any, D
         yield hydra.config_loader, master, ComposeCache(hydra.config_loader, master)
     finally:
         GlobalHydra.instance().clear()
+        ConfigStore.instance().repo.pop("schema.yaml", None)  # later tests pickle the store
         sys.path.remove(str(APP_DIR))
+        sys.modules.pop("schema", None)
         if previous_env is None:
             os.environ.pop(ENV_KEY, None)
         else:
