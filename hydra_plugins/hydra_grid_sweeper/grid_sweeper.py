@@ -283,7 +283,12 @@ class GridSweeper(Sweeper):
 
     def _report(self, recorder: Any, sweep_dir: Path, size: int) -> Dict[str, Any]:
         """results.csv, summary.yaml (report.html), then the summary and their paths in the log."""
+        from hydra.core.utils import configure_log
+
         from grid_sweeper.records import conclude
+
+        assert self.config is not None  # Hydra's logging again: a basic launcher leaves the last job's
+        configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)  # (and its log file)
 
         summary, text = conclude(sweep_dir, size, recorder.swept_keys, self.metric, self.maximize, self.report)
         log.info(text)
