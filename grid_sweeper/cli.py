@@ -201,11 +201,15 @@ def run_sweep(args: argparse.Namespace) -> int:
 
 
 def _plan(swept: List[Any], args: argparse.Namespace) -> Any:
-    from grid_sweeper.seeding import new_seed
+    from grid_sweeper.seeding import check_seed, new_seed
     from grid_sweeper.space import Flag, SearchSpace
     from grid_sweeper.strategies import grid_search, random_search
 
     seed = args.seed if args.seed is not None else new_seed()
+    try:
+        check_seed(seed)
+    except ValueError as error:
+        raise SweepSetupError(f"--seed: {error}") from None
     try:
         space = SearchSpace([Flag(t.name, t.expression) for t in swept], seed)
     except ValueError as error:
@@ -213,7 +217,10 @@ def _plan(swept: List[Any], args: argparse.Namespace) -> Any:
     if args.strategy == "random_search":
         if args.num_trials < 1:
             raise SweepSetupError(f"--num_trials must be a positive int, got {args.num_trials}")
-        return random_search(space, args.num_trials)
+        try:
+            return random_search(space, args.num_trials)
+        except ValueError as error:
+            raise SweepSetupError(f"--num_trials: {error}") from None
     return grid_search(space)
 
 

@@ -48,12 +48,30 @@ class GridExpressionError(ValueError):
 
     def _render(self) -> str:
         subject = f"flag '{self.flag}'" if self.flag else "expression"
-        lines = [f"{subject}: {self.problem}", f"    {self.text}"]
-        if self.position is not None:
-            lines.append("    " + " " * self.position + "^" * self.length)
+        text, position, length = _window(self.text, self.position, self.length)
+        lines = [f"{subject}: {self.problem}", f"    {text}"]
+        if position is not None:
+            lines.append("    " + " " * position + "^" * length)
         if self.hint:
             lines.append(f"  {self.hint}")
         return "\n".join(lines)
 
     def __str__(self) -> str:
         return self._render()
+
+
+#: Longer texts are shown as a window around the fault, so that one error stays a few lines.
+SHOWN_TEXT = 120
+
+
+def _window(text: str, position: Optional[int], length: int) -> tuple:
+    """(text shown, caret position, caret length): all of a short text, else the part at the fault."""
+    if len(text) <= SHOWN_TEXT:
+        return text, position, length
+    start = max(0, (position or 0) - SHOWN_TEXT // 2)
+    end = min(len(text), start + SHOWN_TEXT)
+    shown = ("..." if start else "") + text[start:end] + ("..." if end < len(text) else "")
+    if position is None:
+        return shown, None, length
+    caret = position - start + (3 if start else 0)
+    return shown, caret, max(1, min(length, end - position))

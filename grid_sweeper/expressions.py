@@ -25,6 +25,10 @@ _SPECIAL_FLOATS = {"inf": float("inf"), "+inf": float("inf"), "-inf": float("-in
 _WORDS = {"true": True, "false": False, "none": None, "null": None}
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _ESCAPES = {"n": "\n", "t": "\t", "\\": "\\", "'": "'", '"': '"'}
+#: Lists nest at most this deep: deeper text is refused before it can exhaust Python's stack.
+MAX_NESTING = 32
+#: A distribution draws at most this many values (they are drawn together and kept in memory).
+MAX_COUNT = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -145,8 +149,11 @@ class _Parser:
         stripped = self.text.strip()
         return Fixed(scalar(stripped))
 
-    def list_value(self, allow_empty: bool) -> List[Any]:
+    def list_value(self, allow_empty: bool, depth: int = 1) -> List[Any]:
         opening = self.take()
+        if depth > MAX_NESTING:
+            self.fail(f"lists nested deeper than {MAX_NESTING} levels", opening.position,
+                      hint=f"nest lists at most {MAX_NESTING} deep, e.g. [[1, 2], [3]]")
         values: List[Any] = []
         expecting_value = True
         while True:
@@ -167,13 +174,13 @@ class _Parser:
                 self.take()
                 expecting_value = True
                 continue
-            values.append(self.element())
+            values.append(self.element(depth))
             expecting_value = False
 
-    def element(self) -> Any:
+    def element(self, depth: int = 0) -> Any:
         token = self.peek()
         if token.kind == "LBRACK":
-            return self.list_value(allow_empty=True)
+            return self.list_value(allow_empty=True, depth=depth + 1)
         if token.kind == "STR":
             return self.take().value
         if token.kind == "WORD":
@@ -349,6 +356,11 @@ class _CallChecker:
             count, token = count_entry
             if isinstance(count, bool) or not isinstance(count, int) or count < 1:
                 self.fail(f"the count must be a positive int, got {count!r}", token, hint)
+            if count > MAX_COUNT:
+                self.fail(f"the count {count:,} is above the ceiling of {MAX_COUNT:,} values per "
+                          "distribution (they are drawn together and kept in memory)", token,
+                          f"give at most {MAX_COUNT:,}, or drop the count and use random_search "
+                          "to draw a fresh value per trial")
         keywords = {k: v for k, (v, _) in kwargs.items() if k != "size"}
         result = Distribution(self.name, tuple(v for v, _ in positional), keywords, count)
         self._check_parameters(result, hint)

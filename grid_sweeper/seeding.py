@@ -12,6 +12,13 @@ if TYPE_CHECKING:  # pragma: no cover
 PICK_STREAM = 0
 
 
+def check_seed(seed: object) -> int:
+    """`seed` if it can seed numpy's SeedSequence (a non-negative int), else a clear ValueError."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"the seed must be a non-negative int, got {seed!r}")
+    return seed
+
+
 def new_seed() -> int:
     """A fresh seed for a sweep that was given none (reported so it can be reproduced)."""
     return secrets.randbits(31)

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, List, Sequence, Tuple
 
+from grid_sweeper import seeding
 from grid_sweeper.dimensions import Bound, DrawnValues, Expression, FreshSampler, bind
 
 
@@ -19,12 +20,26 @@ class Flag:
     expression: Expression
 
 
+def _check_unique(flags: Sequence[Flag]) -> None:
+    """A flag given twice is an error: which of its values to sweep would be a guess."""
+    seen = set()
+    for flag in flags:
+        if flag.name in seen:
+            from grid_sweeper.errors import GridExpressionError
+
+            raise GridExpressionError(
+                "given more than once", text=flag.name, flag=flag.name,
+                hint="give each flag once; one list sweeps several values, e.g. beta=[1,2,3,4]")
+        seen.add(flag.name)
+
+
 class SearchSpace:
     """The Cartesian product of the flags' finite values, plus per-trial fresh draws."""
 
     def __init__(self, flags: Sequence[Flag], seed: int) -> None:
         self.flags = list(flags)
-        self.seed = seed
+        self.seed = seeding.check_seed(seed)
+        _check_unique(self.flags)
         self.bound: List[Bound] = [bind(f.expression, seed, f.name) for f in self.flags]
         self.size = 1
         for flag, values in zip(self.flags, self.bound):

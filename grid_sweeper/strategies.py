@@ -17,6 +17,8 @@ from grid_sweeper.space import SearchSpace
 log = logging.getLogger(__name__)
 
 STRATEGIES = ("grid_search", "random_search", "none")
+#: random_search keeps its picks in memory: at most this many, unless they cover the whole space.
+MAX_RANDOM_TRIALS = 1_000_000
 
 
 class SweepPlan(Sequence[List[Tuple[str, Any]]]):
@@ -35,7 +37,7 @@ class SweepPlan(Sequence[List[Tuple[str, Any]]]):
     @property
     def draws(self) -> bool:
         """Whether anything in this plan was drawn at random: only then is the seed worth printing."""
-        picked = self._picks is not None and list(self._picks) != list(range(len(self._picks)))
+        picked = self._picks is not None and not isinstance(self._picks, range)
         return picked or self.space.draws
 
     def __len__(self) -> int:
@@ -88,15 +90,21 @@ def random_search(space: SearchSpace, num_trials: int) -> SweepPlan:
     """`num_trials` distinct combinations picked uniformly (all of them if there are fewer)."""
     if isinstance(num_trials, bool) or not isinstance(num_trials, int) or num_trials < 1:
         raise ValueError(f"num_trials must be a positive int, got {num_trials!r}")
-    rng = seeding.generator(space.seed, seeding.PICK_STREAM)
     size = space.size
+    if num_trials >= size and not space.fresh_flags:
+        log.warning("num_trials=%d >= the %d combinations of the space: running all of them",
+                    num_trials, size)
+        return SweepPlan(space, "random_search", range(size))  # lazy, whatever the size
+    if num_trials == size:  # with fresh draws, every trial still differs
+        return SweepPlan(space, "random_search", range(size))
+    if num_trials > MAX_RANDOM_TRIALS:
+        raise ValueError(
+            f"num_trials={num_trials:,} is above the ceiling of {MAX_RANDOM_TRIALS:,} trials that "
+            "random_search picks (its picks are kept in memory); use grid_search to run every "
+            f"combination of the {size:,}, or split the search into several sweeps")
+    rng = seeding.generator(space.seed, seeding.PICK_STREAM)
     if space.fresh_flags and num_trials > size:
         return SweepPlan(space, "random_search", _with_replacement(rng, size, num_trials))
-    if num_trials >= size:
-        if not space.fresh_flags:  # with fresh draws, every trial still differs
-            log.warning("num_trials=%d >= the %d combinations of the space: running all of them",
-                        num_trials, size)
-        return SweepPlan(space, "random_search", list(range(size)))
     return SweepPlan(space, "random_search", distinct_indices(rng, size, num_trials))
 
 

@@ -14,7 +14,7 @@ from hydra.errors import ConfigCompositionException, OverrideParseException
 
 from grid_sweeper.errors import GridExpressionError
 from grid_sweeper.expressions import is_sweep, parse_expression
-from hydra_plugins.hydra_grid_sweeper._grammar import split_override
+from hydra_plugins.hydra_grid_sweeper._grammar import PARAMS_PREFIX, split_override
 
 
 @dataclass
@@ -47,6 +47,8 @@ def settle(
     """The override for `line`, which Hydra failed to parse with `hydra_error`, or the error to show."""
     key, value = split_override(line)
     name = key.lstrip("+~")
+    if grid_chosen and value is not None and name.startswith(PARAMS_PREFIX):
+        return _text_value(parser, hydra_parse, key, value, line, hydra_error)
     if value is None or name.startswith(("hydra.", "hydra/")) or _hydra_owns(value):
         raise hydra_error
     if not grid_chosen:
@@ -65,6 +67,18 @@ def settle(
         raise hydra_error from None
     stub.value_type = ValueType.CHOICE_SWEEP
     stub._value = GridSweep(list=[], expression=expression)
+    stub.input_line = line
+    return stub
+
+
+def _text_value(parser: Any, hydra_parse: Callable[[Any, List[str]], List[Override]], key: str,
+                value: str, line: str, hydra_error: Exception) -> Override:
+    """`hydra.sweeper.params.alpha=uniform(0,1,3)`: the text, kept as a string for the sweeper."""
+    try:
+        stub = hydra_parse(parser, [f"{key}=''"])[0]
+    except OverrideParseException:
+        raise hydra_error from None
+    stub._value = value
     stub.input_line = line
     return stub
 

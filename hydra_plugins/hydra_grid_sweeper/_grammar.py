@@ -102,7 +102,7 @@ def _install_parse_hook() -> None:
         for line in overrides:
             try:
                 parsed.extend(original(self, [line]))
-            except OverrideParseException as error:
+            except (OverrideParseException, RecursionError) as error:  # deep nesting: RecursionError
                 failures.append((len(parsed), line, error))
                 parsed.append(None)
         if not failures:
@@ -149,8 +149,12 @@ def _install_compose_hooks() -> None:
             _state.run_mode, _state.sweeper_chosen = previous
 
     def apply_overrides_to_config(overrides: List[Any], cfg: Any) -> None:
-        if _state.run_mode == RunMode.MULTIRUN and uses_grid_sweeper(cfg):
+        if not uses_grid_sweeper(cfg):
+            return original_apply(overrides, cfg)
+        if _state.run_mode == RunMode.MULTIRUN:
             overrides = [o for o in overrides if not is_list_sweep(o, cfg)]
+        if any(o.key_or_group.startswith(PARAMS_PREFIX) for o in overrides):
+            return _apply_with_open_params(original_apply, overrides, cfg)
         original_apply(overrides, cfg)
 
     ConfigLoaderImpl.load_configuration = _mark(load_configuration)
@@ -183,6 +187,25 @@ def _sweeper_in_defaults(loader: Any, config_name: Any, overrides: List[str], ru
         return False
     finally:
         _state.run_mode = previous
+
+
+PARAMS_PREFIX = "hydra.sweeper.params."
+
+
+def _apply_with_open_params(original_apply: Any, overrides: List[Any], cfg: Any) -> None:
+    """`hydra.sweeper.params.alpha=...` on the command line adds a flag, like a line of the YAML.
+
+    `params` is a dict (null by default) that Hydra's struct mode closes; here it is opened for
+    these overrides, so they need no `+`.
+    """
+    from omegaconf import open_dict
+
+    sweeper = cfg.hydra.sweeper
+    with open_dict(sweeper):
+        if sweeper.params is None:
+            sweeper.params = {}
+        with open_dict(sweeper.params):
+            original_apply(overrides, cfg)
 
 
 def uses_grid_sweeper(cfg: Any) -> bool:

@@ -9,10 +9,12 @@ from hydra.core.override_parser.types import (
     Override,
     Quote,
     QuotedString,
+    RangeSweep,
 )
 
 from grid_sweeper.dimensions import Choices, Distribution, Expression, Fixed
-from grid_sweeper.expressions import parse_expression, scalar
+from grid_sweeper.errors import GridExpressionError
+from grid_sweeper.expressions import build_call, parse_expression, scalar
 from grid_sweeper.space import Flag
 from hydra_plugins.hydra_grid_sweeper._fallback import GridSweep
 from hydra_plugins.hydra_grid_sweeper._grammar import is_list_sweep, split_override
@@ -39,14 +41,14 @@ class SweepFlag:
 
 
 def merge_params(params: Optional[Dict[str, Any]], arguments: Sequence[str]) -> List[str]:
-    """`params` (flag -> text) under the command line: a command-line flag replaces a param."""
-    merged: Dict[str, str] = {}
-    for key, value in (params or {}).items():
-        merged[key] = f"{key}={value if isinstance(value, str) else format_value(value)}"
-    for line in arguments:
-        key, _ = split_override(line)
-        merged[key.lstrip("+~")] = line
-    return list(merged.values())
+    """`params` (flag -> text) under the command line: a command-line flag replaces a param.
+
+    A flag given twice on the command line stays twice, for the search space to refuse.
+    """
+    given = {split_override(line)[0].lstrip("+~") for line in arguments}
+    merged = [f"{key}={value if isinstance(value, str) else format_value(value)}"
+              for key, value in (params or {}).items() if key not in given]
+    return merged + list(arguments)
 
 
 def to_flags(overrides: Sequence[Override], group_exists: Any, config: Any) -> List[SweepFlag]:
@@ -67,6 +69,8 @@ def _expression(override: Override, line: str, group_exists: Any, config: Any) -
         return parse_expression(text or "", flag=override.get_key_element().lstrip("+~"))
     if isinstance(value, IntervalSweep):
         return Distribution("uniform", (float(value.start), float(value.end)))
+    if isinstance(value, RangeSweep) and not value.shuffle:
+        return _engine_range(value, override.get_key_element().lstrip("+~"), line)
     if override.is_sweep_override():
         return Choices(tuple(OverrideText(s) for s in override.sweep_string_iterator()))
     if is_list_sweep(override, config) and not group_exists(override.key_or_group):
@@ -74,6 +78,17 @@ def _expression(override: Override, line: str, group_exists: Any, config: Any) -
             parse_expression("[]", flag=override.key_or_group)  # raises: empty list
         return Choices(tuple(value))
     return Fixed(OverrideText(override.get_value_element_as_str()))
+
+
+def _engine_range(value: RangeSweep, name: str, line: str) -> Expression:
+    """Hydra's `range(...)` as the engine's range: lazy at any size, exact float steps, its checks."""
+    _, text = split_override(line)
+    text = text or ""
+    arguments = [(value.start, None), (value.stop, None), (value.step, None)]
+    try:
+        return build_call("range", arguments, {}, text, (0, len(text)))
+    except GridExpressionError as error:
+        raise error.with_flag(name) from None
 
 
 def format_value(value: Any) -> str:

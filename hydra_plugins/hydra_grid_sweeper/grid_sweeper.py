@@ -91,6 +91,15 @@ class GridSweeper(Sweeper):
         self.strategy = strategy
         self.num_trials = num_trials
         self.seed = seed
+        if seed is not None:
+            from grid_sweeper.seeding import check_seed
+
+            try:
+                check_seed(seed)
+            except ValueError as error:
+                raise GridSweepError(f"hydra.sweeper.seed: {error}") from None
+        if isinstance(num_trials, bool) or not isinstance(num_trials, int) or num_trials < 1:
+            raise GridSweepError(f"hydra.sweeper.num_trials must be a positive int, got {num_trials!r}")
         self.max_batch_size = max_batch_size
         self.params = dict(params or {})
         self.dry_run = dry_run
