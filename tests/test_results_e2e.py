@@ -107,8 +107,9 @@ def test_a_failed_job_keeps_its_traceback_and_the_summary_names_the_file(
     assert "Traceback (most recent call last)" in text and "RuntimeError: beta=2 is cursed" in text
     assert 'raise RuntimeError(f"beta={cfg.beta} is cursed")' in text
     assert f"log: {sweep_dir / '1' / log_name}" in proc.stdout
-    if launcher == "basic":  # the job's own log file, also with every other launcher
+    if launcher == "grid_local":  # the job's own log file too, with every launcher
         assert "RuntimeError: beta=2 is cursed" in (sweep_dir / "1" / "app.log").read_text()
+    assert "Sweep summary" not in (sweep_dir / "1" / "app.log").read_text()  # the sweep's lines are not the job's
 
 
 @pytest.mark.parametrize("launcher", ["basic", "grid_local"])
