@@ -1,6 +1,7 @@
 """Translate parsed Hydra overrides into the engine's flags, and job values back into overrides."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -14,7 +15,7 @@ from hydra.core.override_parser.types import (
 
 from grid_sweeper.dimensions import Choices, Distribution, Expression, Fixed
 from grid_sweeper.errors import GridExpressionError
-from grid_sweeper.expressions import build_call, parse_expression, scalar
+from grid_sweeper.expressions import build_call, parse_expression
 from grid_sweeper.space import Flag
 from hydra_plugins.hydra_grid_sweeper._fallback import GridSweep
 from hydra_plugins.hydra_grid_sweeper._grammar import is_list_sweep, split_override
@@ -74,10 +75,22 @@ def _expression(override: Override, line: str, group_exists: Any, config: Any) -
     if override.is_sweep_override():
         return Choices(tuple(OverrideText(s) for s in override.sweep_string_iterator()))
     if is_list_sweep(override, config) and not group_exists(override.key_or_group):
-        if not value:
-            parse_expression("[]", flag=override.key_or_group)  # raises: empty list
-        return Choices(tuple(value))
+        return _list_sweep(value, override.key_or_group, line)
     return Fixed(OverrideText(override.get_value_element_as_str()))
+
+
+def _list_sweep(hydra_value: List[Any], name: str, line: str) -> Expression:
+    """A sweeping list read by the engine, as `gridsweep` reads it, so that both front ends give
+    the same values: numpy print style (`[1 2 3]`), `\\n` escapes with or without commas, Grid's
+    scalars. A list only Hydra reads (`[int(1), 2]`) keeps Hydra's elements."""
+    _, text = split_override(line)
+    try:
+        expression = parse_expression(text or "", flag=name)
+    except GridExpressionError:
+        if not hydra_value:
+            raise
+        return Choices(tuple(hydra_value))
+    return expression if isinstance(expression, Choices) else Choices(tuple(hydra_value))
 
 
 def _engine_range(value: RangeSweep, name: str, line: str) -> Expression:
@@ -91,13 +104,20 @@ def _engine_range(value: RangeSweep, name: str, line: str) -> Expression:
         raise error.with_flag(name) from None
 
 
+# A string Hydra reads back unquoted as the same string: an ASCII identifier that is no keyword.
+# Anything else (unicode, punctuation, `1_000`, `tRuE`, spaces) is quoted, or Hydra's lexer
+# rejects it or reads another value.
+_BARE_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+_HYDRA_WORDS = {"true", "false", "null", "nan", "inf"}
+
+
 def format_value(value: Any) -> str:
     """A job's value in override syntax that Hydra parses back to the same value."""
     if isinstance(value, OverrideText):
         return value.text
     if isinstance(value, str):
-        if scalar(value) == value and value and not any(c in value for c in "\\ '\"=,[](){}:$"):
-            return value
+        if _BARE_WORD.match(value) and value.lower() not in _HYDRA_WORDS:
+            return value  # `resnet18`, `adam_w`: readable in override_dirname and logs
         return QuotedString(text=value, quote=Quote.single).with_quotes()
     if isinstance(value, list):
         return "[" + ",".join(format_value(v) for v in value) + "]"
