@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import logging
 import os
+import pickle
 import sys
 import traceback
 from pathlib import Path
@@ -55,9 +56,15 @@ class SlurmHydraJob:
         if self.shared_path is not None:
             for name in _SHARED:
                 state[name] = None
+            try:  # plain pickle: ~10x faster than cloudpickle's per-object hook on a config
+                return {"_pickled": pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)}
+            except Exception:  # noqa: BLE001 - something only cloudpickle can pickle
+                pass
         return state
 
     def __setstate__(self, state: Dict[str, Any]) -> None:
+        if "_pickled" in state:
+            state = pickle.loads(state["_pickled"])
         self.__dict__.update(state)
         if self.shared_path is not None and self.hydra_context is None:
             self.__dict__.update(_load_shared(self.shared_path))
@@ -113,8 +120,6 @@ def _dump_shared(job: SlurmHydraJob, folder: Path) -> str:
 
 def _load_shared(path: str) -> Dict[str, Any]:
     if path not in _shared_loaded:  # once per process
-        import pickle
-
         with open(path, "rb") as f:
             _shared_loaded[path] = pickle.load(f)
     return _shared_loaded[path]
