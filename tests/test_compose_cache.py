@@ -230,3 +230,31 @@ def test_sweeper_checks_every_job_before_launching_any(tmp_path: Path, launcher:
     assert proc.returncode != 0
     assert "beta" in proc.stderr and "three" in proc.stderr, proc.stderr[-2000:]
     assert not list(sweep_dir.glob("*/received.json"))  # no job ran
+
+
+def _task(cfg: DictConfig) -> Any:
+    return cfg.lr
+
+
+def test_slurm_job_pickle_carries_its_config_not_what_jobs_share(hydra_app: Any, tmp_path: Path) -> None:
+    import cloudpickle
+    from hydra._internal.callbacks import Callbacks
+    from hydra.core.singleton import Singleton
+    from hydra.types import HydraContext
+
+    from hydra_plugins.hydra_grid_sweeper.slurm_launcher import SlurmHydraJob, _dump_shared
+
+    loader, master, cache = hydra_app
+    context = HydraContext(config_loader=loader, callbacks=Callbacks(master))
+    state = Singleton.get_state()
+    shared = _dump_shared(SlurmHydraJob(context, _task, master, [], 0, state), tmp_path)
+    alone = SlurmHydraJob(context, _task, master, ["lr=0.25", "model=large"], 5, state, cache=cache)
+    job = SlurmHydraJob(context, _task, master, ["lr=0.25", "model=large"], 5, state, cache=cache,
+                        shared_path=shared)
+    data = cloudpickle.dumps(job)
+    assert len(data) * 2 < len(cloudpickle.dumps(alone))
+    loaded = cloudpickle.loads(data)
+    assert_same_nodes(loader.load_sweep_config(master, ["lr=0.25", "model=large"]), loaded.composed)
+    assert loaded.task_function is _task and loaded.config == master and loaded.hydra_context is not None
+    again = cloudpickle.loads(cloudpickle.dumps(loaded))  # a requeue pickles it on the node
+    assert again.composed.model.width == 64 and again.shared_path == shared
