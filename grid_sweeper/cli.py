@@ -13,6 +13,7 @@ import argparse
 import logging
 import os
 import shlex
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -40,11 +41,13 @@ records (in --sweep_dir): grid_sweep.yaml, results.jsonl (one line as each job e
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="gridsweep", description="Grid sweeps for any script that takes --flags.")
+    # allow_abbrev=False: an abbreviation must never take a flag meant for the script (`--a`)
+    parser = argparse.ArgumentParser(prog="gridsweep", description="Grid sweeps for any script that takes --flags.",
+                                     allow_abbrev=False)
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser(
         "run", help="run a sweep", description=__doc__.split("\n\n")[0] + "\n\n" + __doc__.split("\n\n")[1],
-        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False,
     )
     sweep = run.add_argument_group("sweep")
     sweep.add_argument("--strategy", choices=STRATEGIES, default="grid_search",
@@ -81,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("script", help="a .py file (run with this Python) or any executable")
     run.add_argument("script_args", nargs=argparse.REMAINDER, help="the script's own arguments")
     report = commands.add_parser(
-        "report", help="write report.html of a sweep dir",
+        "report", help="write report.html of a sweep dir", allow_abbrev=False,
         description="Write SWEEP_DIR/report.html: a parallel-coordinates chart of the swept flags against the "
                     "metric, the metric against each flag, and the results table (needs plotly: "
                     "pip install 'hydra-grid-sweeper[report]'). Works for gridsweep and Hydra sweep dirs.",
@@ -141,16 +144,32 @@ def script_command(script: str) -> List[str]:
             raise SweepSetupError(f"no such script: {script}")
         return [sys.executable, script]
     path = Path(script)
-    if path.exists() and not os.access(path, os.X_OK):
+    if os.sep not in script and not path.exists():
+        if shutil.which(script) is None:
+            raise SweepSetupError(f"no such executable: {script} (not a file here, not on PATH)")
+        return [script]
+    if not path.is_file():
+        raise SweepSetupError(f"no such executable: {script}")
+    if not os.access(path, os.X_OK):
         raise SweepSetupError(f"{script} is not executable: chmod +x it, or run it through its interpreter")
     return [script]
+
+
+def is_hydra_app(script: str) -> bool:
+    """Whether a .py script is a Hydra app: its parallel jobs then need a run dir each."""
+    if not script.endswith(".py"):
+        return False
+    try:
+        return "hydra.main" in Path(script).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
 
 
 def run_sweep(args: argparse.Namespace) -> int:
     from grid_sweeper.script_flags import Option, job_argv, literal_argv, parse_script_args
 
     command = script_command(args.script)
-    tokens = parse_script_args(args.script_args)
+    tokens = parse_script_args(args.script_args, evaluate=args.strategy != "none")
     options = [t for t in tokens if isinstance(t, Option)]
     swept = [t for t in options if t.is_sweep]
     sweep_dir = Path(args.sweep_dir or time.strftime("gridsweep_runs/%Y-%m-%d_%H-%M-%S"))
@@ -162,16 +181,23 @@ def run_sweep(args: argparse.Namespace) -> int:
     seed = None if plan is None else plan.seed
     draws = plan is not None and plan.draws
 
+    own_run_dir = is_hydra_app(args.script) and not any(
+        isinstance(t, Option) and t.name == "hydra.run.dir" for t in tokens)
+
     def argv_of(number: int) -> List[str]:
         if plan is None:
-            return command + literal_argv(args.script_args)
-        return command + job_argv(tokens, dict(plan[number]))
+            argv = command + literal_argv(args.script_args)
+        else:
+            argv = command + job_argv(tokens, dict(plan[number]))
+        if own_run_dir:  # parallel Hydra jobs must not share Hydra's timestamped run dir
+            argv.append(f"hydra.run.dir={(sweep_dir / str(number)).absolute()}")
+        return argv
 
     def overrides_of(number: int) -> List[str]:
         from grid_sweeper.script_flags import format_value
 
         if plan is None:
-            return [f"{t.name}={t.text}" for t in swept]
+            return [f"{t.name}={t.text}" for t in options]
         return [f"{name}={format_value(value)}" for name, value in plan[number]]
 
     if args.dry_run:

@@ -74,8 +74,16 @@ def script_expression(text: str, flag: str) -> Expression:
         return Fixed(text)
 
 
-def parse_script_args(args: Sequence[str]) -> List[Token]:
-    """Classify a script's arguments; raises GridExpressionError on a bad expression."""
+def parse_script_args(args: Sequence[str], evaluate: bool = True) -> List[Token]:
+    """Classify a script's arguments; raises GridExpressionError on a bad expression.
+
+    With `evaluate=False` (strategy none) no value is parsed: every option is its text.
+    A flag followed by `key=value` is a toggle: the `key=value` is a flag of its own (a value
+    that contains `=` is given joined: `--cmd=a=b`).
+    """
+    def expression(text: str, name: str) -> Expression:
+        return script_expression(text, name) if evaluate else Fixed(text)
+
     tokens: List[Token] = []
     i = 0
     while i < len(args):
@@ -83,13 +91,13 @@ def parse_script_args(args: Sequence[str]) -> List[Token]:
         joined = _FLAG_WITH_VALUE.match(arg) or _KEY_VALUE.match(arg)
         if joined:
             flag, text = joined.group(1), joined.group(2)
-            tokens.append(Option(flag, text, True, script_expression(text, flag.lstrip("-+~"))))
+            tokens.append(Option(flag, text, True, expression(text, flag.lstrip("-+~"))))
         elif _FLAG.match(arg):
             following = args[i + 1] if i + 1 < len(args) else None
-            if following is None or _FLAG.match(following) or _FLAG_WITH_VALUE.match(following):
+            if following is None or any(p.match(following) for p in (_FLAG, _FLAG_WITH_VALUE, _KEY_VALUE)):
                 tokens.append(Passthrough(arg, toggle=True))
             else:
-                tokens.append(Option(arg, following, False, script_expression(following, arg.lstrip("-"))))
+                tokens.append(Option(arg, following, False, expression(following, arg.lstrip("-"))))
                 i += 1
         else:
             tokens.append(Passthrough(arg))

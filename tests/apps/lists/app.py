@@ -26,7 +26,7 @@ ConfigStore.instance().store(name="typed", node=Typed)
 @hydra.main(version_base=None, config_path=".", config_name=os.environ.get("APP_CONFIG", "typed"))
 def main(cfg: Any) -> None:
     received = OmegaConf.to_container(cfg, resolve=True)
-    received["job_num"] = HydraConfig.get().job.num
+    received["job_num"] = OmegaConf.select(HydraConfig.get(), "job.num", throw_on_missing=False)
     with open(os.path.join(HydraConfig.get().runtime.output_dir, "received.json"), "w") as out:
         json.dump(received, out)
 
