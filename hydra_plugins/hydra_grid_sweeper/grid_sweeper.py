@@ -9,7 +9,7 @@ import logging
 import sys
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from hydra.core.utils import JobReturn
 from hydra.errors import CompactHydraException
@@ -274,8 +274,9 @@ class GridSweeper(Sweeper):
                     if not recorder.accepting_new_jobs():
                         break
                     chunk = numbers[start : start + batch]
-                    self._validate(jobs.subset(chunk))
-                    returns.extend(self._launch(jobs, chunk, recorder))
+                    runnable = self._validate(jobs.subset(chunk), chunk, recorder, first=start == 0)
+                    if len(runnable):
+                        returns.extend(self._launch(jobs, runnable, recorder))
         except KeyboardInterrupt as stop:
             recorder.close()
             self._report(recorder, sweep_dir, size)
@@ -326,19 +327,41 @@ class GridSweeper(Sweeper):
             returns.append(results)
         return returns
 
-    def _validate(self, batch: Sequence[List[str]]) -> None:
-        """Check every job's config of a batch before launching it: Hydra's error, if any, before
-        any job starts. From the compose cache (~1 ms a job; Hydra composes only the jobs that
-        change composition), which our launchers also make the jobs' configs from."""
+    def _validate(
+        self, batch: Sequence[List[str]], numbers: Sequence[int], recorder: Any, first: bool
+    ) -> Sequence[int]:
+        """Check every job's config of a batch before launching it; the numbers of those that compose.
+
+        A job whose config fails (`criterion=log_loss` on an Enum field without that member) is
+        one failed job, recorded with Hydra's error, while the others run: whatever the launcher,
+        it never reaches a launcher that would lose the batch over it. When every job of the first
+        batch fails, the sweep's definition is wrong: Hydra's error, before any job starts. From the
+        compose cache (~1 ms a job; Hydra composes only the jobs that change composition), which
+        our launchers also make the jobs' configs from."""
+        from grid_sweeper.events import FAILED, JobEvent
         from hydra_plugins.hydra_grid_sweeper._compose import cache_for
 
         assert self.hydra_context is not None and self.config is not None
         cache = cache_for(self.hydra_context.config_loader, self.config)
         started = time.perf_counter()
-        for overrides in batch:
-            cache.check(overrides)
+        failed: Dict[int, Tuple[List[str], Exception]] = {}
+        for number, overrides in zip(numbers, batch):
+            try:
+                cache.check(overrides)
+            except Exception as error:  # noqa: BLE001 - Hydra's compose errors have many types
+                failed[number] = (list(overrides), error)
+        if first and failed and len(failed) == len(numbers):
+            raise next(iter(failed.values()))[1]
         if len(batch) > 1000:
             log.info(f"Checked the configs of {len(batch)} job(s) in {time.perf_counter() - started:.1f} s")
+        for number, (overrides, error) in failed.items():
+            cause = f": {error.__cause__}" if error.__cause__ is not None else ""
+            text = " ".join(f"{error}{cause}".split()) or type(error).__name__
+            log.error(f"Job #{number} not launched: its config does not compose: {text}")
+            now = time.time()
+            recorder.job_finished(JobEvent(number, overrides, status=FAILED, start=now, end=now,
+                                           error=f"config error: {text}"))
+        return [n for n in numbers if n not in failed] if failed else numbers
 
     def _finish_with_failures(self, summary: Dict[str, Any], stopped: bool) -> None:
         assert self.hydra_context is not None and self.config is not None

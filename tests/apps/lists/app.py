@@ -2,12 +2,18 @@
 import json
 import os
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any, List, Optional
 
 import hydra
 from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf
+
+
+class Criterion(Enum):
+    gini = 1
+    entropy = 2
 
 
 @dataclass
@@ -18,6 +24,7 @@ class Typed:
     beta: int = 1
     name: str = "bert"
     anything: Any = None
+    criterion: Criterion = Criterion.gini
 
 
 ConfigStore.instance().store(name="typed", node=Typed)
@@ -25,7 +32,7 @@ ConfigStore.instance().store(name="typed", node=Typed)
 
 @hydra.main(version_base=None, config_path=".", config_name=os.environ.get("APP_CONFIG", "typed"))
 def main(cfg: Any) -> None:
-    received = OmegaConf.to_container(cfg, resolve=True)
+    received = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
     received["job_num"] = OmegaConf.select(HydraConfig.get(), "job.num", throw_on_missing=False)
     with open(os.path.join(HydraConfig.get().runtime.output_dir, "received.json"), "w") as out:
         json.dump(received, out)
