@@ -214,6 +214,10 @@ class AboveLive:
                 owner.redraw()
         return len(text)
 
+    def writelines(self, lines: Any) -> None:
+        for line in lines:
+            self.write(line)
+
     def flush_partial(self) -> None:
         if self._partial:
             self.owner.clear()
