@@ -17,9 +17,10 @@ import shutil
 import sys
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, List, Optional, Sequence
 
 from grid_sweeper.errors import GridExpressionError
+from grid_sweeper.session import OptionNames, SweepError, SweepSession, SweepSettings
 from grid_sweeper.strategies import STRATEGIES
 
 log = logging.getLogger("gridsweep")
@@ -165,22 +166,31 @@ def is_hydra_app(script: str) -> bool:
         return False
 
 
-def run_sweep(args: argparse.Namespace) -> int:
-    from grid_sweeper.script_flags import Option, job_argv, literal_argv, parse_script_args
+CLI_NAMES = OptionNames(strategy="--strategy {}", seed="--seed {}", num_trials="--num_trials {}",
+                        resume="rerun with --resume --sweep_dir {}")
 
+
+def run_sweep(args: argparse.Namespace) -> int:
+    from grid_sweeper.script_flags import Option, Passthrough, job_argv, literal_argv, parse_script_args
+    from grid_sweeper.space import Flag
+
+    if args.resume and args.sweep_dir is None:
+        raise SweepSetupError("--resume needs --sweep_dir <the sweep's dir>")
     command = script_command(args.script)
     tokens = parse_script_args(args.script_args, evaluate=args.strategy != "none")
     options = [t for t in tokens if isinstance(t, Option)]
     swept = [t for t in options if t.is_sweep]
     sweep_dir = Path(args.sweep_dir or time.strftime("gridsweep_runs/%Y-%m-%d_%H-%M-%S"))
-    saved = _saved_definition(sweep_dir, args) if args.resume else None
-    if saved is not None and args.seed is None:
-        args.seed = saved.get("seed")
-    plan = None if args.strategy == "none" else _plan(swept, args)
-    size = 1 if plan is None else plan.size
-    seed = None if plan is None else plan.seed
-    draws = plan is not None and plan.draws
-
+    settings = SweepSettings(strategy=args.strategy, num_trials=args.num_trials, seed=args.seed,
+                             metric=args.metric, maximize=args.maximize, max_failure_rate=args.max_failure_rate,
+                             report=args.report, resume=args.resume)
+    passed = [t.text for t in tokens if not isinstance(t, Option)]
+    identity = {"command": [args.script], "flags": [f"{t.name}={t.text}" for t in options] + passed}
+    try:
+        session = SweepSession(sweep_dir, settings, CLI_NAMES, identity=identity, logger=log)
+        plan = session.plan([Flag(t.name, t.expression) for t in swept])
+    except (SweepError, ValueError) as error:
+        raise SweepSetupError(str(error)) from None
     own_run_dir = is_hydra_app(args.script) and not any(
         isinstance(t, Option) and t.name == "hydra.run.dir" for t in tokens)
 
@@ -201,105 +211,24 @@ def run_sweep(args: argparse.Namespace) -> int:
         return [f"{name}={format_value(value)}" for name, value in plan[number]]
 
     if args.dry_run:
-        _print_dry_run(argv_of, size, args.strategy, seed, tokens)
+        toggles = [t.text for t in tokens if isinstance(t, Passthrough) and t.toggle]
+        notes = [f"toggles passed through unchanged (never swept): {' '.join(toggles)}"] if toggles else []
+        print(session.dry_run(lambda n: f"#{n} : {shlex.join(argv_of(n))}", notes, verb="run"))
         return 0
-    definition = {
-        "command": [args.script],
-        "strategy": args.strategy,
-        "seed": seed,
-        "num_trials": args.num_trials if args.strategy == "random_search" else None,
-        "flags": [f"{t.name}={t.text}" for t in options] + [t.text for t in tokens if not isinstance(t, Option)],
-        "jobs": size,
-        "metric": args.metric,
-        "maximize": args.maximize,
-    }
-    done = _check_resume(sweep_dir, saved, definition) if saved is not None else set()
-    sweep_dir.mkdir(parents=True, exist_ok=True)
-    from grid_sweeper.definition import save_definition
-
-    save_definition(sweep_dir, definition)
-    seed_note = f", seed {seed} (rerun with --seed {seed})" if draws else ""
-    log.info(f"{size} job(s), strategy {args.strategy}{seed_note}, records in {sweep_dir}"
-             + (f", resuming: {len(done)} already completed" if args.resume else ""))
-    numbers = [n for n in range(size) if n not in done]
-    jobs = [(n, argv_of(n), overrides_of(n)) for n in numbers]
-    return _launch_and_report(jobs, size, len(done), [t.name for t in swept], sweep_dir, args)
-
-
-def _plan(swept: List[Any], args: argparse.Namespace) -> Any:
-    from grid_sweeper.seeding import check_seed, new_seed
-    from grid_sweeper.space import Flag, SearchSpace
-    from grid_sweeper.strategies import grid_search, random_search
-
-    seed = args.seed if args.seed is not None else new_seed()
     try:
-        check_seed(seed)
-    except ValueError as error:
-        raise SweepSetupError(f"--seed: {error}") from None
-    try:
-        space = SearchSpace([Flag(t.name, t.expression) for t in swept], seed)
-    except ValueError as error:
+        numbers, _ = session.start()
+    except SweepError as error:
         raise SweepSetupError(str(error)) from None
-    if args.strategy == "random_search":
-        if args.num_trials < 1:
-            raise SweepSetupError(f"--num_trials must be a positive int, got {args.num_trials}")
-        try:
-            return random_search(space, args.num_trials)
-        except ValueError as error:
-            raise SweepSetupError(f"--num_trials: {error}") from None
-    return grid_search(space)
+    jobs = [(n, argv_of(n), overrides_of(n)) for n in numbers]
+    return _launch_and_report(jobs, session, [t.name for t in swept], args)
 
 
-def _print_dry_run(argv_of: Any, size: int, strategy: str, seed: Optional[int], tokens: List[Any]) -> None:
-    from grid_sweeper.script_flags import Passthrough
-
-    limit = 1000
-    print(f"Dry run: {size} job(s), strategy {strategy}, seed {seed}")
-    for number in range(min(size, limit)):
-        print(f"#{number} : {shlex.join(argv_of(number))}")
-    if size > limit:
-        print(f"... and {size - limit} more job(s)")
-    toggles = [t.text for t in tokens if isinstance(t, Passthrough) and t.toggle]
-    if toggles:
-        print(f"toggles passed through unchanged (never swept): {' '.join(toggles)}")
-    print(f"{size} job(s), strategy {strategy}, seed {seed}; nothing run (dry run)")
-
-
-def _saved_definition(sweep_dir: Path, args: argparse.Namespace) -> Dict[str, Any]:
-    from grid_sweeper.definition import load_definition
-
-    if args.sweep_dir is None:
-        raise SweepSetupError("--resume needs --sweep_dir <the sweep's dir>")
-    saved = load_definition(sweep_dir)
-    if saved is None:
-        raise SweepSetupError(f"--resume: {sweep_dir} holds no sweep to resume (no grid_sweep.yaml)")
-    if args.seed is not None and saved.get("seed") not in (None, args.seed):
-        raise SweepSetupError(f"resume refused: the sweep in {sweep_dir} used seed {saved.get('seed')}, "
-                              f"not --seed {args.seed}")
-    return saved
-
-
-def _check_resume(sweep_dir: Path, saved: Dict[str, Any], definition: Dict[str, Any]) -> set:
-    from grid_sweeper.definition import definition_changes
-    from grid_sweeper.records import load_results
-
-    changes = definition_changes(saved, definition)
-    if changes:
-        raise SweepSetupError(f"resume refused: the sweep definition differs from the one in {sweep_dir}:\n  "
-                              + "\n  ".join(changes))
-    return {n for n, r in load_results(sweep_dir).items() if r.get("status") == "completed"}
-
-
-def _launch_and_report(
-    jobs: List[Any], size: int, already_done: int, swept: List[str], sweep_dir: Path, args: argparse.Namespace
-) -> int:
+def _launch_and_report(jobs: List[Any], session: SweepSession, swept: List[str], args: argparse.Namespace) -> int:
     from grid_sweeper.interrupts import exit_code, sigterm_as_interrupt
-    from grid_sweeper.progress import Progress
-    from grid_sweeper.records import SweepRecorder, conclude
     from grid_sweeper.script_metrics import MetricListener
 
-    recorder = SweepRecorder(sweep_dir, size, swept, args.max_failure_rate, Progress(size),
-                             already_done=already_done)
+    sweep_dir, size = session.sweep_dir, session.size
+    recorder = session.recorder(swept)
     listener = MetricListener(recorder, sweep_dir)
     for number, argv, _ in jobs:
         job_dir = sweep_dir / str(number)
@@ -316,7 +245,7 @@ def _launch_and_report(
         stopped = stop
     finally:
         recorder.close()
-    summary, text = conclude(sweep_dir, size, swept, args.metric, args.maximize, args.report)
+    summary, text = session.finish()
     print(text, file=sys.stderr)
     if recorder.stopped_for_failures:
         print(f"gridsweep: stopped launching new jobs: more than max_failure_rate={args.max_failure_rate} "
