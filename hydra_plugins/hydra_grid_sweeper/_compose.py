@@ -252,7 +252,13 @@ class _CachedLoad:
         return self.original(master_config, sweep_overrides)
 
     def __reduce__(self) -> Any:
-        return types.MethodType, (self.original.__func__, self.original.__self__)
+        if isinstance(self.original, types.MethodType):
+            return types.MethodType, (self.original.__func__, self.original.__self__)
+        return _same, (self.original,)  # another wrapper than ours: pickled as it is
+
+
+def _same(value: Any) -> Any:
+    return value
 
 
 def cache_for(loader: Any, master_config: DictConfig) -> ComposeCache:
