@@ -25,9 +25,9 @@ def load_definition(sweep_dir: Path) -> Optional[Dict[str, Any]]:
 
 
 def _by_key(lines: List[str]) -> Dict[str, str]:
-    from grid_sweeper.metrics import split_override
+    from grid_sweeper.flag_text import name_and_value
 
-    return dict(split_override(line) for line in lines)
+    return dict(name_and_value(line) for line in lines)
 
 
 def definition_changes(saved: Dict[str, Any], current: Dict[str, Any]) -> List[str]:

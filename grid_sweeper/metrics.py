@@ -14,6 +14,8 @@ import json
 import math
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
+from grid_sweeper.flag_text import name_and_value
+
 #: the table's own columns (no dot in any of them)
 JOB, STATUS, METRIC, DURATION, ERROR, LOG = "job", "status", "metric", "duration", "error", "log"
 FLAG_PREFIX = "flag."
@@ -77,15 +79,9 @@ def return_columns(return_value: Any) -> Dict[str, Any]:
     return {RETURN_COLUMN: return_value}
 
 
-def split_override(line: str) -> Tuple[str, str]:
-    """`+key=value` -> (`key`, `value`)."""
-    key, _, value = line.partition("=")
-    return key.lstrip("+~"), value
-
-
 def flag_values(overrides: Iterable[str]) -> Dict[str, str]:
     """Flag name -> the value text of a job's overrides."""
-    return dict(split_override(line) for line in overrides)
+    return dict(name_and_value(line) for line in overrides)
 
 
 def log_of(record: Dict[str, Any]) -> str:
@@ -102,7 +98,7 @@ def table(
     Columns: job, `flag.<name>` per swept flag (every override's key when none is given), status,
     metric, `return.<key>` per scalar key seen in any return value, duration, error, log.
     """
-    keys = list(swept) or list(dict.fromkeys(split_override(o)[0] for r in records for o in r["overrides"]))
+    keys = list(swept) or list(dict.fromkeys(name_and_value(o)[0] for r in records for o in r["overrides"]))
     returned: Dict[str, None] = {}
     rows = []
     for record in records:

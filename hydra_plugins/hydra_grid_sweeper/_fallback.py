@@ -14,7 +14,8 @@ from hydra.errors import ConfigCompositionException, OverrideParseException
 
 from grid_sweeper.errors import GridExpressionError
 from grid_sweeper.expressions import is_sweep, parse_expression
-from hydra_plugins.hydra_grid_sweeper._grammar import PARAMS_PREFIX, split_override
+from grid_sweeper.flag_text import split_override
+from hydra_plugins.hydra_grid_sweeper._grammar import PARAMS_PREFIX
 
 
 @dataclass

@@ -58,12 +58,6 @@ def grid_parsing() -> Iterator[None]:
         _state.sweeper_parse = previous
 
 
-def split_override(line: str) -> tuple:
-    """(key part, value text) of an override line; value None for `~key`."""
-    key, sep, value = line.partition("=")
-    return key, (value if sep else None)
-
-
 def _is_wrapped(func: Any) -> bool:
     return bool(getattr(func, _MARK, False))
 

@@ -16,9 +16,10 @@ from hydra.core.override_parser.types import (
 from grid_sweeper.dimensions import Choices, Distribution, Expression, Fixed
 from grid_sweeper.errors import GridExpressionError
 from grid_sweeper.expressions import build_call, parse_expression
+from grid_sweeper.flag_text import name_and_value, split_override
 from grid_sweeper.space import Flag
 from hydra_plugins.hydra_grid_sweeper._fallback import GridSweep
-from hydra_plugins.hydra_grid_sweeper._grammar import is_list_sweep, split_override
+from hydra_plugins.hydra_grid_sweeper._grammar import is_list_sweep
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,7 @@ def merge_params(params: Optional[Dict[str, Any]], arguments: Sequence[str]) -> 
 
     A flag given twice on the command line stays twice, for the search space to refuse.
     """
-    given = {split_override(line)[0].lstrip("+~") for line in arguments}
+    given = {name_and_value(line)[0] for line in arguments}
     merged = [f"{key}={value if isinstance(value, str) else format_value(value)}"
               for key, value in (params or {}).items() if key not in given]
     return merged + list(arguments)

@@ -271,9 +271,9 @@ class SweepRun:
 
 def _typed(flags: List[Any]) -> Dict[str, str]:
     """Flag name -> its value as typed, for errors."""
-    from hydra_plugins.hydra_grid_sweeper._grammar import split_override
+    from grid_sweeper.flag_text import name_and_value
 
-    return {f.key.lstrip("+~"): split_override(f.line)[1] or "" for f in flags}
+    return dict(name_and_value(f.line) for f in flags)
 
 
 def _contiguous_runs(numbers: Sequence[int]) -> List[Sequence[int]]:
