@@ -90,9 +90,10 @@ def _parcoords(go: Any, axes: List[Axis], scored: List[Dict[str, Any]], metric: 
             numbers = [float(v) for v in values]
             if axis.log:
                 logs = [math.log10(v) for v in numbers]
-                ticks = list(range(math.floor(min(logs)), math.ceil(max(logs)) + 1))
+                low, high = min(logs), max(logs)  # ticks inside the range only, or they cover the label
+                ticks = sorted({low, high, *range(math.ceil(low), math.floor(high) + 1)})
                 dimensions.append(dict(label=f"{axis.name} (log)", values=logs, tickvals=ticks,
-                                       ticktext=[f"1e{t}" for t in ticks]))
+                                       ticktext=[f"{10 ** t:.2g}" for t in ticks]))
             else:
                 distinct = sorted(set(numbers))
                 ticks = dict(tickvals=distinct) if len(distinct) <= 10 else {}  # no 1.2 between 1 and 2
