@@ -118,7 +118,6 @@ def launch(tmp_path: Path, hydra_restore_singletons: Any, monkeypatch: pytest.Mo
             task_function=jobs_task.run,
             config=cfg,
         )
-        launcher.listener = listener
         out = f"out={tmp_path / 'records'}"  # a sweeper passes every job all task overrides
         jobs = [[*job, out] for job in jobs]
         composing = ConfigLoaderImpl._load_configuration_impl
@@ -133,7 +132,9 @@ def launch(tmp_path: Path, hydra_restore_singletons: Any, monkeypatch: pytest.Mo
             for job in jobs:
                 hydra.config_loader.load_sweep_config(cfg, job)
         try:
-            return launcher.launch(jobs, initial_job_idx=3)
+            if listener is None:  # Hydra's contract, as any sweeper calls it
+                return launcher.launch(jobs, initial_job_idx=3)
+            return launcher.launch_jobs(jobs, range(3, 3 + len(jobs)), listener)  # the grid sweeper's
         finally:
             GlobalHydra.instance().clear()
 

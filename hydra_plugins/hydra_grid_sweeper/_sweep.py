@@ -155,10 +155,7 @@ class SweepRun:
         from grid_sweeper.interrupts import exit_code, sigterm_as_interrupt
 
         assert self.launcher is not None
-        reports_jobs = hasattr(self.launcher, "listener")  # else whole batches: no ETA to show
-        recorder = session.recorder(swept, eta=reports_jobs)
-        if reports_jobs:
-            self.launcher.listener = recorder
+        recorder = session.recorder(swept, eta=_numbered(self.launcher))  # else whole batches: no ETA
         returns: List[Sequence[JobReturn]] = []
         try:
             with sigterm_as_interrupt():
@@ -178,8 +175,6 @@ class SweepRun:
             sys.exit(exit_code(stop))
         finally:
             recorder.close()
-            if reports_jobs:
-                self.launcher.listener = None
         summary = self._report(session)
         if summary["failed"] or recorder.stopped_for_failures:
             self._finish_with_failures(summary, recorder.stopped_for_failures)
@@ -196,24 +191,18 @@ class SweepRun:
         return summary
 
     def _launch(self, jobs: Any, numbers: Sequence[int], recorder: Any) -> List[Sequence[JobReturn]]:
-        """Launch jobs by number, in contiguous runs unless the launcher takes explicit numbers."""
+        """Our launchers take the numbers and the recorder (`NumberedLauncher`); any other launcher
+        gets runs of consecutive numbers through Hydra's `launch()`, recorded as each returns."""
         from hydra_plugins.hydra_grid_sweeper._records import event_of
 
-        takes_numbers = bool(getattr(self.launcher, "supports_job_numbers", False))
-        runs = [numbers] if takes_numbers else _contiguous_runs(numbers)
+        if _numbered(self.launcher):
+            return [self.launcher.launch_jobs(jobs.subset(numbers), numbers, recorder)]
         returns = []
-        for run in runs:
-            if takes_numbers:
-                self.launcher.job_numbers = run
-            try:
-                results = self.launcher.launch(jobs.subset(run), initial_job_idx=run[0])
-            finally:
-                if takes_numbers:
-                    self.launcher.job_numbers = None
-            if not hasattr(self.launcher, "listener"):  # a launcher that reports no events
-                now = time.time()
-                for number, result in zip(run, results):
-                    recorder.job_finished(event_of(number, result, now))
+        for run in _contiguous_runs(numbers):
+            results = self.launcher.launch(jobs.subset(run), initial_job_idx=run[0])
+            now = time.time()
+            for number, result in zip(run, results):
+                recorder.job_finished(event_of(number, result, now))
             returns.append(results)
         return returns
 
@@ -267,6 +256,12 @@ class SweepRun:
             )
         log.error("\n".join(lines))  # an expected outcome: no traceback, no HYDRA_FULL_ERROR hint
         sys.exit(1)
+
+
+def _numbered(launcher: Any) -> bool:
+    from hydra_plugins.hydra_grid_sweeper._launcher_glue import NumberedLauncher
+
+    return isinstance(launcher, NumberedLauncher)
 
 
 def _typed(flags: List[Any]) -> Dict[str, str]:

@@ -6,11 +6,9 @@ job's process on the job's config, made there in milliseconds from the config th
 once per group choice before forking (`_compose.ComposeCache`), and turns the pool's results into
 `JobReturn`s.
 """
-import copy
 import logging
 import os
 import pickle
-import sys
 import traceback
 from pathlib import Path
 from typing import Any, Dict, Optional, Sequence
@@ -27,7 +25,7 @@ from hydra.core.utils import (
 )
 from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
-from omegaconf import DictConfig, OmegaConf, open_dict, read_write
+from omegaconf import DictConfig, OmegaConf
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +62,7 @@ class _HydraJob:
     def __call__(self) -> JobReturn:
         from grid_sweeper.launch.child import relocate_output
         from hydra_plugins.hydra_grid_sweeper._compose import refresh_env_copy
+        from hydra_plugins.hydra_grid_sweeper._launcher_glue import output_dir
 
         setup_globals()
         if self.singleton_state is not None:
@@ -76,7 +75,7 @@ class _HydraJob:
         # for `${hydra:...}` in env and output dir; run_job calls set_config() itself right away
         HydraConfig.instance().cfg = config
         os.environ.update(_resolve_env(config))
-        relocate_output(_output_dir(config))
+        relocate_output(output_dir(config))
         ret = run_job(
             hydra_context=self.hydra_context,
             task_function=self.task_function,
@@ -89,15 +88,6 @@ class _HydraJob:
             traceback.print_exception(type(exc), exc, exc.__traceback__)  # into stderr.log
             ret._return_value = _sendable(exc)
         return ret
-
-
-def _output_dir(config: DictConfig) -> str:
-    """The job's output dir, as `run_job` computes it."""
-    out = str(OmegaConf.select(config, "hydra.sweep.dir"))
-    subdir = OmegaConf.select(config, "hydra.sweep.subdir")
-    if subdir is not None:
-        out = os.path.join(out, str(subdir))
-    return os.path.abspath(out)
 
 
 def _sendable(exc: BaseException) -> BaseException:
@@ -166,10 +156,6 @@ class GridLocalLauncher(Launcher):
         self.console_output = console_output
         self.console_width = console_width
         self.kill_grace_s = kill_grace_s
-        self.listener: Any = None  # a grid_sweeper.events.JobListener, set by the sweeper
-        # explicit job numbers of the next launch (a resumed sweep's gaps), set by the sweeper
-        self.supports_job_numbers = True
-        self.job_numbers: Optional[Sequence[int]] = None
         self.config: Optional[DictConfig] = None
         self.hydra_context: Optional[HydraContext] = None
         self.task_function: Optional[TaskFunction] = None
@@ -185,7 +171,7 @@ class GridLocalLauncher(Launcher):
         self.task_function = task_function
         self._cache = install(hydra_context.config_loader, config)
 
-    def _pool(self) -> Any:
+    def _pool(self, listener: Any) -> Any:
         from grid_sweeper.launch.gpus import detect_gpus
         from grid_sweeper.launch.local import LocalPool
 
@@ -200,13 +186,24 @@ class GridLocalLauncher(Launcher):
             kill_grace_s=self.kill_grace_s,
             console_output=self.console_output,
             console_width=self.console_width,
-            listener=self.listener,
+            listener=listener,
         )
 
     def launch(
         self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int
     ) -> Sequence[JobReturn]:
+        """Hydra's contract: consecutive numbers, no listener (any sweeper)."""
+        from hydra_plugins.hydra_grid_sweeper._launcher_glue import consecutive
+
+        return self.launch_jobs(job_overrides, consecutive(initial_job_idx, len(job_overrides)), None)
+
+    def launch_jobs(
+        self, job_overrides: Sequence[Sequence[str]], numbers: Sequence[int], listener: Any
+    ) -> Sequence[JobReturn]:
+        """The grid sweeper's contract (`_launcher_glue.NumberedLauncher`): explicit job numbers,
+        each job's start and end told to `listener` as it happens."""
         from grid_sweeper.launch.local import Interrupted, JobSpec
+        from hydra_plugins.hydra_grid_sweeper._launcher_glue import end_interrupted
 
         setup_globals()
         assert self.config is not None and self.hydra_context is not None
@@ -214,7 +211,7 @@ class GridLocalLauncher(Launcher):
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)
-        pool = self._pool()
+        pool = self._pool(listener)
         gpu_note = ""
         if pool.gpu_sets:
             gpu_note = ", GPU sets: " + " ".join(",".join(s) for s in pool.gpu_sets)
@@ -225,7 +222,7 @@ class GridLocalLauncher(Launcher):
         self._cache.prepare(job_overrides)  # composed here once, shared by the forked jobs
         specs = []
         for idx, overrides in enumerate(job_overrides):
-            num = initial_job_idx + idx if self.job_numbers is None else self.job_numbers[idx]
+            num = numbers[idx]
             log.info(f"\t#{num} : {' '.join(filter_overrides(overrides))}")
             target = _HydraJob(self.hydra_context, self.task_function, self._cache, overrides, num)
             specs.append(JobSpec(
@@ -237,10 +234,7 @@ class GridLocalLauncher(Launcher):
             results = pool.run(specs)
         except Interrupted as e:
             e.job_returns = [self._job_return(r) for r in e.results]  # type: ignore
-            if self.listener is None:  # another sweeper: end as the grid sweeper does, no traceback
-                from grid_sweeper.interrupts import exit_code
-
-                sys.exit(exit_code(e))
+            end_interrupted(e, listener)
             raise
         finally:
             configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
@@ -268,21 +262,18 @@ class GridLocalLauncher(Launcher):
 
     def _parent_side_return(self, result: Any) -> JobReturn:
         """A JobReturn for a job whose process sent none back (crash, kill, timeout, not run)."""
+        from hydra_plugins.hydra_grid_sweeper._launcher_glue import failed_return
+
         spec = result.spec
         assert self.config is not None
-        ret = JobReturn(overrides=list(spec.overrides), status=JobStatus.FAILED,
-                        task_name=str(self.config.hydra.job.name))
-        ret.working_dir = result.output_dir or None
         try:  # the job's config, as its process had it (a few ms; Hydra's compose if it must)
             config = self._cache.job_config(spec.overrides, spec.number, spec.number)
         except Exception:  # noqa: BLE001 - a job whose config does not compose has none
             config = None
-        if config is not None:
-            task_cfg = copy.deepcopy(config)
-            with read_write(task_cfg), open_dict(task_cfg):
-                del task_cfg["hydra"]
-            ret.cfg = task_cfg
-            ret.hydra_cfg = OmegaConf.masked_copy(config, "hydra")
+        ret = failed_return(spec.overrides, None, config)
+        if config is None:
+            ret.task_name = str(self.config.hydra.job.name)
+        ret.working_dir = result.output_dir or ret.working_dir or None
         return ret
 
 

@@ -17,7 +17,7 @@ from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, JobStatus, filter_overrides, run_job, setup_globals
 from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
-from omegaconf import DictConfig, OmegaConf, open_dict, read_write
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 log = logging.getLogger(__name__)
 
@@ -147,10 +147,6 @@ class GridSlurmLauncher(Launcher):
             k: OmegaConf.to_container(v, resolve=True) if OmegaConf.is_config(v) else v
             for k, v in params.items()
         }
-        self.listener: Any = None
-        # explicit job numbers of the next launch (a resumed sweep's gaps), set by the sweeper
-        self.supports_job_numbers = True
-        self.job_numbers: Optional[Sequence[int]] = None
         self.config: Optional[DictConfig] = None
         self.hydra_context: Optional[HydraContext] = None
         self.task_function: Optional[TaskFunction] = None
@@ -177,7 +173,17 @@ class GridSlurmLauncher(Launcher):
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int
                ) -> Sequence[JobReturn]:
+        """Hydra's contract: consecutive numbers, no listener (any sweeper)."""
+        from hydra_plugins.hydra_grid_sweeper._launcher_glue import consecutive
+
+        return self.launch_jobs(job_overrides, consecutive(initial_job_idx, len(job_overrides)), None)
+
+    def launch_jobs(self, job_overrides: Sequence[Sequence[str]], numbers: Sequence[int], listener: Any
+                    ) -> Sequence[JobReturn]:
+        """The grid sweeper's contract (`_launcher_glue.NumberedLauncher`): explicit job numbers,
+        each job's start and end told to `listener` as Slurm reports it."""
         from grid_sweeper.launch.slurm import SlurmRunner, SlurmTask
+        from hydra_plugins.hydra_grid_sweeper._launcher_glue import end_interrupted
 
         assert self.config is not None and self.hydra_context is not None
         assert self.task_function is not None
@@ -196,22 +202,19 @@ class GridSlurmLauncher(Launcher):
         shared = _dump_shared(template, first_folder_without_ids(options.folder))
         tasks = []
         for idx, overrides in enumerate(job_overrides):
-            number = initial_job_idx + idx if self.job_numbers is None else self.job_numbers[idx]
+            number = numbers[idx]
             job = SlurmHydraJob(self.hydra_context, self.task_function, self.config,
                                 list(overrides), number, state, cache=self._cache,
                                 shared_path=shared)
             tasks.append(SlurmTask(fn=job, number=number, overrides=list(overrides),
                                    label=" ".join(filter_overrides(overrides))))
         self._output_dirs = {}
-        runner = SlurmRunner(options, listener=self.listener, describe=self._event,
+        runner = SlurmRunner(options, listener=listener, describe=self._event,
                              finalize=self._finalize)
         try:
             results = runner.run(tasks)
         except KeyboardInterrupt as stop:
-            if self.listener is None:  # another sweeper: end as the grid sweeper does, no traceback
-                from grid_sweeper.interrupts import exit_code
-
-                sys.exit(exit_code(stop))
+            end_interrupted(stop, listener)
             raise
         finally:
             Path(shared).unlink(missing_ok=True)  # every job has ended (or was cancelled)
@@ -246,28 +249,18 @@ class GridSlurmLauncher(Launcher):
         self._output_dirs[result.index] = output_dir
 
     def _failed_return(self, result: Any, compose: bool = True) -> Any:
-        """A FAILED JobReturn for a job without one; with `compose`, its config and output dir
-        too (not for jobs that never ran: a sweep may hold many of them)."""
-        ret = JobReturn()
-        ret.overrides = list(result.task.overrides)
-        ret.status = JobStatus.FAILED
-        ret._return_value = result.error
-        output_dir = ""
-        if not compose:
-            return ret, output_dir
-        try:
-            sweep_config = self._compose(result.task.overrides, result.task.number, result.job_id)
-            output_dir = _output_dir(sweep_config)
-            task_cfg = copy.deepcopy(sweep_config)
-            with read_write(task_cfg), open_dict(task_cfg):
-                del task_cfg["hydra"]
-            ret.cfg = task_cfg
-            ret.hydra_cfg = OmegaConf.create({"hydra": sweep_config.hydra})
-            ret.task_name = str(sweep_config.hydra.job.name)
-            ret.working_dir = output_dir
-        except Exception as exc:  # noqa: BLE001 - composing is a nicety for failed jobs
-            log.debug("cannot compose the config of failed job #%d: %s", result.task.number, exc)
-        return ret, output_dir
+        """A FAILED JobReturn for a job without one, and its output dir; with `compose`, its
+        config too (not for jobs that never ran: a sweep may hold many of them)."""
+        from hydra_plugins.hydra_grid_sweeper._launcher_glue import failed_return
+
+        config = None
+        if compose:
+            try:
+                config = self._compose(result.task.overrides, result.task.number, result.job_id)
+            except Exception as exc:  # noqa: BLE001 - composing is a nicety for failed jobs
+                log.debug("cannot compose the config of failed job #%d: %s", result.task.number, exc)
+        ret = failed_return(result.task.overrides, result.error, config)
+        return ret, ret.working_dir or ""
 
     def _compose(self, overrides: Sequence[str], number: int, job_id: str) -> DictConfig:
         assert self._cache is not None
@@ -291,17 +284,3 @@ class GridSlurmLauncher(Launcher):
             end=result.end, return_value=value, error="" if ok else one_line(value),
             logs=dict(result.logs),
         )
-
-
-def _output_dir(sweep_config: DictConfig) -> str:
-    """hydra.sweep.dir/hydra.sweep.subdir of a composed job config, as run_job computes it."""
-    hydra_config = HydraConfig.instance()
-    previous = hydra_config.cfg
-    try:
-        hydra_config.set_config(sweep_config)
-        directory = str(OmegaConf.select(sweep_config, "hydra.sweep.dir"))
-        subdir = OmegaConf.select(sweep_config, "hydra.sweep.subdir")
-        return os.path.abspath(os.path.join(directory, str(subdir)) if subdir else directory)
-    finally:
-        hydra_config.cfg = previous  # type: ignore[assignment]
-
