@@ -1,4 +1,8 @@
-"""Ctrl-C and SIGTERM end a sweep the same way everywhere: the log lines, no traceback, 130 / 143.
+"""Ctrl-C, SIGTERM and SIGHUP end a sweep the same way everywhere: the log lines, no traceback,
+130 / 143 / 129.
+
+SIGHUP is what an ssh disconnect sends: it ends the sweep like SIGTERM (its jobs stopped, what
+finished recorded, the resume line), never silently with jobs left running unrecorded.
 
 `Stopped` is the KeyboardInterrupt that carries which signal stopped the sweep; `exit_code` is the
 shell's convention (128 + signal number) for any KeyboardInterrupt, the local pool's `Interrupted`
@@ -11,6 +15,9 @@ import signal
 import threading
 from typing import Any, Iterator
 
+#: Signals besides SIGINT that stop a sweep as Ctrl-C does.
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
 
 class Stopped(KeyboardInterrupt):
     """The sweep was stopped by a signal."""
@@ -21,13 +28,14 @@ class Stopped(KeyboardInterrupt):
 
 
 def exit_code(interrupt: BaseException) -> int:
-    """130 for Ctrl-C (SIGINT), 143 for SIGTERM: 128 + the signal's number."""
+    """130 for Ctrl-C (SIGINT), 143 for SIGTERM, 129 for SIGHUP: 128 + the signal's number."""
     return 128 + int(getattr(interrupt, "signum", signal.SIGINT))
 
 
 @contextlib.contextmanager
 def sigterm_as_interrupt() -> Iterator[None]:
-    """While inside, SIGTERM raises `Stopped` like Ctrl-C raises KeyboardInterrupt (main thread only)."""
+    """While inside, SIGTERM and SIGHUP raise `Stopped` like Ctrl-C raises KeyboardInterrupt (main
+    thread only)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -35,8 +43,9 @@ def sigterm_as_interrupt() -> Iterator[None]:
     def handler(signum: int, frame: Any) -> None:
         raise Stopped(signum)
 
-    previous = signal.signal(signal.SIGTERM, handler)
+    previous = {signum: signal.signal(signum, handler) for signum in STOP_SIGNALS}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+        for signum, handler_before in previous.items():
+            signal.signal(signum, handler_before if handler_before is not None else signal.SIG_DFL)

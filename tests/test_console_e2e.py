@@ -127,7 +127,7 @@ def _sweep_lines(output: str) -> str:
 
 
 @pytest.mark.parametrize("launcher", ["basic", "grid_local"])
-@pytest.mark.parametrize("signum, expected", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+@pytest.mark.parametrize("signum, expected", [(signal.SIGINT, 130), (signal.SIGTERM, 143), (signal.SIGHUP, 129)])
 def test_ctrl_c_and_sigterm_end_a_sweep_cleanly(tmp_path: Path, launcher: str, signum: int, expected: int) -> None:
     sweep_dir = tmp_path / "s"
     code, output = _interrupt(
@@ -142,7 +142,7 @@ def test_ctrl_c_and_sigterm_end_a_sweep_cleanly(tmp_path: Path, launcher: str, s
     assert (sweep_dir / "results.csv").exists()
 
 
-@pytest.mark.parametrize("signum, expected", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+@pytest.mark.parametrize("signum, expected", [(signal.SIGINT, 130), (signal.SIGTERM, 143), (signal.SIGHUP, 129)])
 def test_gridsweep_ctrl_c_and_sigterm(tmp_path: Path, signum: int, expected: int) -> None:
     script = tmp_path / "slow.py"
     script.write_text("import sys, time\nopen(sys.argv[2], 'w').close()\ntime.sleep(30)\nprint(1.0)\n")

@@ -299,7 +299,7 @@ def test_cli_failures_are_reported_and_the_rest_run(tmp_path: Path) -> None:
     assert "raised on purpose" in (tmp_path / "sweep" / "0" / "stderr.log").read_text()
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
 def test_cli_signal_stops_the_sweep_without_orphans(tmp_path: Path, sig: int) -> None:
     proc = subprocess.Popen(
         [
@@ -324,7 +324,7 @@ def test_cli_signal_stops_the_sweep_without_orphans(tmp_path: Path, sig: int) ->
         time.sleep(0.05)
     proc.send_signal(sig)
     out, _ = proc.communicate(timeout=20)
-    assert proc.returncode == 128 + sig and "Traceback" not in out  # 130 / 143, with Hydra's basic sweeper too
+    assert proc.returncode == 128 + sig and "Traceback" not in out  # 130 / 143 / 129, with Hydra's basic sweeper too
     name = signal.Signals(sig).name
     assert f"{name} received: stopping 2 running job(s)" in out
     assert f"The sweep was interrupted by {name}: 0 of 4 job(s) completed" in out

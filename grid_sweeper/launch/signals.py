@@ -7,7 +7,7 @@ import threading
 from types import FrameType
 from typing import Any, Dict, List, Optional
 
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # SIGHUP: an ssh disconnect
 
 
 class SignalTrap:
