@@ -26,7 +26,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
-Plan = Tuple[Tuple[str, ...], List[Any]]  # (group-choice lines, parsed value overrides)
+Plan = Tuple[Tuple[str, ...], List[Any], List[Any]]  # (group lines, value overrides, all parsed)
+_MAX_PARSED = 200_000  # parsed override lines kept (a random search may make each line unique)
 
 
 class ComposeCache:
@@ -52,11 +53,14 @@ class ComposeCache:
 
     # -- which jobs can use a base -------------------------------------------------------------
     def plan(self, overrides: Sequence[str]) -> Optional[Plan]:
-        """(the job's group-choice lines, its parsed value overrides), or None: compose with Hydra."""
+        """(the job's group-choice lines, its parsed value overrides, all its overrides parsed), or
+        None: compose with Hydra."""
         groups: List[str] = []
         values: List[Any] = []
+        parsed: List[Any] = []
         for line in overrides:
             override = self._parse(line)
+            parsed.append(override)
             if override is None or override.is_hydra_override() or override.is_sweep_override():
                 return None
             if override.package is not None:
@@ -69,12 +73,14 @@ class ComposeCache:
                 groups.append(line)
             else:
                 values.append(override)
-        return tuple(groups), values
+        return tuple(groups), values, parsed
 
     def _parse(self, line: str) -> Any:
         if line not in self._parsed:
             from hydra.core.override_parser.overrides_parser import OverridesParser
 
+            if len(self._parsed) >= _MAX_PARSED:
+                self._parsed.clear()
             try:
                 parsed = OverridesParser.create().parse_overrides([line])
                 self._parsed[line] = parsed[0] if len(parsed) == 1 else None
@@ -154,7 +160,7 @@ class ComposeCache:
             ConfigLoaderImpl._apply_overrides_to_config(plan[1], config)
         except Exception:  # noqa: BLE001 - composed again by Hydra, for Hydra's own error
             return None
-        task = [self._parsed[line] for line in overrides]
+        task = plan[2]
         hydra = config.hydra
         hydra.overrides.task = [str(o.input_line) for o in task]
         dirname = hydra.job.config.override_dirname
