@@ -260,3 +260,22 @@ def test_slurm_job_pickle_carries_its_config_not_what_jobs_share(hydra_app: Any,
     assert loaded.task_function is _task and loaded.config == master and loaded.hydra_context is not None
     again = cloudpickle.loads(cloudpickle.dumps(loaded))  # a requeue pickles it on the node
     assert again.composed.model.width == 64 and again.shared_path == shared
+
+
+def test_check_tries_each_distinct_line_once_and_overlapping_keys_together(hydra_app: Any) -> None:
+    loader, master, _ = hydra_app
+    from hydra_plugins.hydra_grid_sweeper._compose import ComposeCache
+
+    cache = ComposeCache(loader, master)
+    for lr in range(10):
+        for epochs in range(10):
+            cache.check([f"lr={lr / 10}", f"epochs={epochs}", "model.width=3"])
+    assert len(cache._lines) == 21 and all(cache._lines.values())
+    cache.check(["+brand_new=1"])
+    cache.check(["+brand_new=2"])  # each passes alone; together Hydra refuses the second
+    expected = outcome(lambda: loader.load_sweep_config(master, ["+brand_new=1", "+brand_new=2"]))
+    assert expected[0] == "error"
+    assert outcome(lambda: cache.check(["+brand_new=1", "+brand_new=2"])) == expected
+    expected = outcome(lambda: loader.load_sweep_config(master, ["lr=0.5", "epochs=many"]))
+    assert expected[0] == "error" and "epochs" in expected[1]
+    assert outcome(lambda: cache.check(["lr=0.5", "epochs=many"])) == expected
