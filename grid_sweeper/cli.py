@@ -61,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--sweep_dir", default=None, help="where records and job dirs go "
                                                           "(default gridsweep_runs/<date>_<time>)")
     sweep.add_argument("--resume", action="store_true", help="rerun in --sweep_dir: skip completed jobs")
+    sweep.add_argument("--existing_dir", choices=("refuse", "archive"), default="refuse",
+                       help="a --sweep_dir holding an earlier sweep, without --resume: refuse (default), or "
+                            "archive its records to previous/<time>/ and start over there")
     sweep.add_argument("--metric", default=None,
                        help="the key of the JSON object a job prints that ranks jobs (dotted for nested "
                             "objects: val.loss); default: a printed number")
@@ -166,8 +169,9 @@ def is_hydra_app(script: str) -> bool:
         return False
 
 
+DEFAULT_SWEEP_DIR = "gridsweep_runs/%Y-%m-%d_%H-%M-%S"
 CLI_NAMES = OptionNames(strategy="--strategy {}", seed="--seed {}", num_trials="--num_trials {}",
-                        resume="rerun with --resume --sweep_dir {}")
+                        resume="rerun with --resume --sweep_dir {}", existing_dir="--existing_dir {}")
 
 
 def run_sweep(args: argparse.Namespace) -> int:
@@ -180,12 +184,15 @@ def run_sweep(args: argparse.Namespace) -> int:
     tokens = parse_script_args(args.script_args, evaluate=args.strategy != "none")
     options = [t for t in tokens if isinstance(t, Option)]
     swept = [t for t in options if t.is_sweep]
-    sweep_dir = Path(args.sweep_dir or time.strftime("gridsweep_runs/%Y-%m-%d_%H-%M-%S"))
+    sweep_dir = Path(args.sweep_dir) if args.sweep_dir else None
     settings = SweepSettings(strategy=args.strategy, num_trials=args.num_trials, seed=args.seed,
                              metric=args.metric, maximize=args.maximize, max_failure_rate=args.max_failure_rate,
-                             report=args.report, resume=args.resume)
+                             report=args.report, resume=args.resume, existing_dir=args.existing_dir)
     passed = [t.text for t in tokens if not isinstance(t, Option)]
     identity = {"command": [args.script], "flags": [f"{t.name}={t.text}" for t in options] + passed}
+    default_dir = sweep_dir is None
+    if default_dir:  # made just before the sweep starts (below), so that bad input leaves no dir
+        sweep_dir = Path(time.strftime(DEFAULT_SWEEP_DIR))
     try:
         session = SweepSession(sweep_dir, settings, CLI_NAMES, identity=identity, logger=log)
         plan = session.plan([Flag(t.name, t.expression) for t in swept])
@@ -215,12 +222,19 @@ def run_sweep(args: argparse.Namespace) -> int:
         notes = [f"toggles passed through unchanged (never swept): {' '.join(toggles)}"] if toggles else []
         print(session.dry_run(lambda n: f"#{n} : {shlex.join(argv_of(n))}", notes, verb="run"))
         return 0
+    if default_dir:  # a new dir of its own, also for two runs started in the same second
+        from grid_sweeper.sweep_dir import fresh_dir
+
+        sweep_dir = session.sweep_dir = fresh_dir(DEFAULT_SWEEP_DIR)
     try:
         numbers, _ = session.start()
     except SweepError as error:
         raise SweepSetupError(str(error)) from None
-    jobs = [(n, argv_of(n), overrides_of(n)) for n in numbers]
-    return _launch_and_report(jobs, session, [t.name for t in swept], args)
+    try:
+        jobs = [(n, argv_of(n), overrides_of(n)) for n in numbers]
+        return _launch_and_report(jobs, session, [t.name for t in swept], args)
+    finally:
+        session.close()
 
 
 def _launch_and_report(jobs: List[Any], session: SweepSession, swept: List[str], args: argparse.Namespace) -> int:

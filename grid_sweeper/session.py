@@ -34,6 +34,7 @@ class OptionNames:
     seed: str = "seed={}"
     num_trials: str = "num_trials={}"
     resume: str = "resume with sweep dir {}"
+    existing_dir: str = "existing_dir={}"
 
 
 @dataclass
@@ -48,6 +49,10 @@ class SweepSettings:
     max_failure_rate: float = 1.0
     report: bool = False
     resume: bool = False
+    existing_dir: str = "refuse"  # a dir holding an earlier sweep, without resume: refuse | archive
+
+
+EXISTING_DIR = ("refuse", "archive")
 
 
 @dataclass
@@ -65,6 +70,7 @@ class SweepSession:
     already_done: int = 0
     swept: List[str] = field(default_factory=list)
     logger: logging.Logger = log  # where the start line goes (gridsweep: its own logger)
+    lock: Any = None  # the live sweep's hold on its dir, from start() to finish()
 
     def __post_init__(self) -> None:
         from grid_sweeper.seeding import check_seed
@@ -77,6 +83,9 @@ class SweepSession:
                              f"use one of {', '.join(STRATEGIES)}")
         if isinstance(s.num_trials, bool) or not isinstance(s.num_trials, int) or s.num_trials < 1:
             raise SweepError(f"{self.names.num_trials.format(s.num_trials)}: num_trials must be a positive int")
+        if s.existing_dir not in EXISTING_DIR:
+            raise SweepError(f"{self.names.existing_dir.format(repr(s.existing_dir))}: use one of "
+                             f"{', '.join(EXISTING_DIR)}")
         if not 0 <= s.max_failure_rate <= 1:
             raise SweepError(f"max_failure_rate must lie in 0..1, got {s.max_failure_rate}")
         if s.seed is not None:
@@ -149,13 +158,43 @@ class SweepSession:
         }
 
     def start(self) -> Tuple[Sequence[int], int]:
-        """Save the definition (after checking it against a resumed one); the job numbers to run
-        and how many are already completed. Logs the start line."""
-        from grid_sweeper.definition import definition_changes, save_definition
-        from grid_sweeper.records import load_results
+        """Hold the sweep dir, save the definition (after checking it against a resumed one); the
+        job numbers to run and how many are already completed. Logs the start line."""
+        from grid_sweeper.sweep_dir import SweepDirInUse, SweepDirLock
+
+        try:
+            self.lock = SweepDirLock(self.sweep_dir).acquire()
+        except SweepDirInUse as error:
+            raise SweepError(str(error)) from None
+        try:
+            return self._start()
+        except BaseException:
+            self.close()
+            raise
+
+    def _start(self) -> Tuple[Sequence[int], int]:
+        from grid_sweeper.definition import DEFINITION_FILE, definition_changes, save_definition
+        from grid_sweeper.records import RESULTS_JSONL, load_results
+        from grid_sweeper.sweep_dir import bad_result_lines
 
         definition = self.definition()
         done: Set[int] = set()
+        if self.saved is None and (self.sweep_dir / DEFINITION_FILE).exists():
+            if self.settings.existing_dir != "archive":
+                raise SweepError(
+                    f"{self.sweep_dir} already holds a grid sweep (its {DEFINITION_FILE}): "
+                    f"{self.names.resume.format(self.sweep_dir)} to resume it, or choose another sweep dir "
+                    f"({self.names.existing_dir.format('archive')} starts over there, keeping the earlier "
+                    "records aside); two sweeps' records are never mixed")
+            from grid_sweeper.sweep_dir import archive_records
+
+            moved = archive_records(self.sweep_dir)
+            self.logger.warning(f"{self.sweep_dir} held an earlier sweep: its records moved to {moved}")
+        bad = bad_result_lines(self.sweep_dir / RESULTS_JSONL)
+        if bad:
+            self.logger.warning(
+                f"{RESULTS_JSONL} line(s) {', '.join(map(str, bad))} hold no record (torn by a crash "
+                "mid-write?): ignored; a job without a record runs again")
         if self.saved is not None:
             changes = definition_changes(self.saved, definition)
             if changes:
@@ -200,11 +239,21 @@ class SweepSession:
                              Progress(self.size, eta=eta), already_done=self.already_done)
 
     def finish(self) -> Tuple[Dict[str, Any], str]:
-        """results.csv, summary.yaml (report.html); the summary and the text that ends the sweep."""
+        """results.csv, summary.yaml (report.html); the summary and the text that ends the sweep.
+        Lets go of the sweep dir."""
         from grid_sweeper.records import conclude
 
         s = self.settings
-        return conclude(self.sweep_dir, self.size, self.swept, s.metric, s.maximize, s.report)
+        try:
+            return conclude(self.sweep_dir, self.size, self.swept, s.metric, s.maximize, s.report)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Let go of the sweep dir (the OS does it too, should the process die)."""
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None
 
 
 def as_typed(error: GridExpressionError, typed: Dict[str, str]) -> GridExpressionError:

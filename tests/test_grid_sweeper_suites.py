@@ -32,10 +32,12 @@ class TestGridSweeperBatches(BatchedSweeperTestSuite):
 
 @mark.parametrize(
     "task_launcher_cfg, extra_flags",
-    [({"defaults": ["_self_", {"override hydra/sweeper": "grid"}]}, ["-m"])],
+    [({"defaults": ["_self_", {"override hydra/sweeper": "grid"}]}, ["-m", "hydra.sweeper.existing_dir=archive"])],
 )
 class TestGridSweeperIntegration(IntegrationTestSuite):
-    """Apps run as a user runs them, the sweeper chosen in the defaults list."""
+    """Apps run as a user runs them, the sweeper chosen in the defaults list. Hydra's suite reruns
+    a sweep into the same dir (`hydra.sweep.dir=cli_dir`), which the grid sweeper refuses by default
+    (docs/records.md): `existing_dir=archive` is the setting for Hydra's reuse of a sweep dir."""
 
 
 @mark.parametrize("launcher_name, overrides", [("basic", [])])

@@ -26,6 +26,7 @@ def run_all(s: SweepSession, fail: int = -1) -> None:
         recorder.job_finished(JobEvent(n, [f"a={s.plan_[n][0][1]}"], status=FAILED if n == fail else COMPLETED,
                                        start=0.0, end=1.0, return_value=float(n)))
     recorder.close()
+    s.close()  # as finish() does: the sweep lets go of its dir
 
 
 def test_plan_dry_run_and_start(tmp_path: Path) -> None:
@@ -37,6 +38,9 @@ def test_plan_dry_run_and_start(tmp_path: Path) -> None:
     assert text.splitlines()[1:4] == ["#0 1", "#1 1", "#2 2"] and text.endswith("nothing launched (dry run)")
     numbers, done = s.start()
     assert (list(numbers), done) == (list(range(6)), 0)
+    with pytest.raises(SweepError, match="in use by a live sweep"):
+        session(tmp_path, seed=7).start()
+    s.close()
     saved = yaml.safe_load((tmp_path / "sweep" / "grid_sweep.yaml").read_text())
     assert (saved["seed"], saved["jobs"], saved["flags"]) == (7, 6, ["a=[1, 2, 3]"])
 
@@ -50,6 +54,7 @@ def test_resume_skips_completed_keeps_the_seed_and_refuses_a_change(tmp_path: Pa
     assert again.seed == first.seed
     numbers, done = again.start()
     assert (list(numbers), done) == ([4], 5)
+    again.close()
     changed = SweepSession(tmp_path / "sweep", SweepSettings(resume=True), NAMES, identity={"flags": ["a=[9]"]})
     changed.plan(FLAGS)
     with pytest.raises(SweepError, match="flag a was"):

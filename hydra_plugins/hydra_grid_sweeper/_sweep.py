@@ -27,6 +27,7 @@ HYDRA_NAMES = OptionNames(
     seed="hydra.sweeper.seed={}",
     num_trials="hydra.sweeper.num_trials={}",
     resume="pass the sweep's own dir as hydra.sweep.dir={} with hydra.sweeper.resume=true",
+    existing_dir="hydra.sweeper.existing_dir={}",
 )
 
 
@@ -101,7 +102,7 @@ class SweepRun:
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         settings = SweepSettings(strategy=s.strategy, num_trials=s.num_trials, seed=s.seed, metric=s.metric,
                                  maximize=s.maximize, max_failure_rate=s.max_failure_rate, report=s.report,
-                                 resume=s.resume)
+                                 resume=s.resume, existing_dir=s.existing_dir)
         flags: List[Any] = []
         try:
             session = SweepSession(sweep_dir, settings, HYDRA_NAMES,
@@ -125,9 +126,12 @@ class SweepRun:
             numbers, _ = session.start()
         except SweepError as error:
             raise GridSweepError(str(error)) from None
-        OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
-        swept = [f.key.lstrip("+~") for f in flags if f.is_sweep]
-        return self._run(session, jobs, numbers, swept)
+        try:
+            OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
+            swept = [f.key.lstrip("+~") for f in flags if f.is_sweep]
+            return self._run(session, jobs, numbers, swept)
+        finally:
+            session.close()
 
     def _flags(self, arguments: List[str]) -> List[Any]:
         from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -176,7 +180,7 @@ class SweepRun:
         finally:
             recorder.close()
         summary = self._report(session)
-        if summary["failed"] or recorder.stopped_for_failures:
+        if summary["failed"] or summary["not_run"] or recorder.stopped_for_failures:
             self._finish_with_failures(summary, recorder.stopped_for_failures)
         return returns
 
@@ -247,8 +251,13 @@ class SweepRun:
         )
         numbers = ", ".join(f"#{failure['job']}" for failure in summary["failures"][:20])
         more = " ..." if len(summary["failures"]) > 20 else ""
-        lines = [f"{summary['failed']} of {summary['total']} job(s) failed: {numbers}{more} "
-                 f"(errors and logs in the summary above)"]
+        lines = []
+        if summary["failed"]:
+            lines.append(f"{summary['failed']} of {summary['total']} job(s) failed: {numbers}{more} "
+                         f"(errors and logs in the summary above)")
+        if summary["not_run"] and not stopped:
+            lines.append(f"{summary['not_run']} of {summary['total']} job(s) have no record: resume with "
+                         f"hydra.sweep.dir={self.config.hydra.sweep.dir} hydra.sweeper.resume=true")
         if stopped:
             lines.append(
                 f"Stopped launching new jobs: more than max_failure_rate={self.sweeper.max_failure_rate} of "

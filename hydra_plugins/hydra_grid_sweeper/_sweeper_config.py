@@ -31,3 +31,6 @@ class GridSweeperConf:
     max_failure_rate: float = 1.0
     #: write report.html (charts and table; needs plotly: pip install hydra-grid-sweeper[report])
     report: bool = False
+    #: a dir that holds an earlier sweep, without resume: refuse (default) | archive (its records
+    #: move to previous/<time>/ and a new sweep starts there, as Hydra reuses a sweep dir)
+    existing_dir: str = "refuse"

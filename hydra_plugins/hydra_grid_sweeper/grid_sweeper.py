@@ -27,6 +27,7 @@ class GridSweeper(Sweeper):
         max_failure_rate: float = 1.0,
         metric: Optional[str] = None,
         report: bool = False,
+        existing_dir: str = "refuse",
     ) -> None:
         self.strategy = strategy
         self.num_trials = num_trials
@@ -39,6 +40,7 @@ class GridSweeper(Sweeper):
         self.max_failure_rate = max_failure_rate
         self.metric = metric or None
         self.report = report
+        self.existing_dir = existing_dir
         self.config: Optional[DictConfig] = None
         self.hydra_context: Optional[HydraContext] = None
         self.launcher: Any = None

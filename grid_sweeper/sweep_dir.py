@@ -1,0 +1,125 @@
+"""One sweep per sweep dir: a live sweep holds its dir, and no new sweep is written over an old one.
+
+A live sweep holds an exclusive `flock` on `<sweep dir>/.grid_sweep.lock`, which the kernel
+releases when the process dies (kill -9 included), so a crashed sweep never leaves a stale lock.
+The lock file names its holder (pid, host, start time) for the refusal of a second sweep. A dir
+that holds a finished or dead sweep (its `grid_sweep.yaml`) is refused unless the sweep is resumed:
+two sweeps' records never mix.
+"""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+LOCK_FILE = ".grid_sweep.lock"
+
+
+class SweepDirInUse(Exception):
+    """Another live sweep holds the sweep dir."""
+
+
+class SweepDirLock:
+    """The live sweep's hold on its dir (exclusive, non-blocking, released by the OS on death)."""
+
+    def __init__(self, sweep_dir: Path) -> None:
+        self.path = Path(sweep_dir) / LOCK_FILE
+        self.fd: Optional[int] = None
+
+    def acquire(self) -> SweepDirLock:
+        import fcntl
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = _read_holder(fd)
+            os.close(fd)
+            raise SweepDirInUse(
+                f"{self.path.parent} is in use by a live sweep (pid {holder.get('pid', '?')} on "
+                f"{holder.get('host', '?')}, started {holder.get('started', '?')}): wait for it to end, "
+                "or choose another sweep dir") from None
+        holder = {"pid": os.getpid(), "host": socket.gethostname(),
+                  "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(holder).encode(), 0)
+        self.fd = fd
+        return self
+
+    def release(self) -> None:
+        if self.fd is None:
+            return
+        import fcntl
+
+        fcntl.flock(self.fd, fcntl.LOCK_UN)  # for forked job processes that share the descriptor too
+        os.close(self.fd)
+        self.fd = None
+
+
+def _read_holder(fd: int) -> Dict[str, Any]:
+    try:
+        holder = json.loads(os.pread(fd, 4096, 0).decode("utf-8", "replace") or "{}")
+    except ValueError:
+        return {}
+    return holder if isinstance(holder, dict) else {}
+
+
+def fresh_dir(pattern: str) -> Path:
+    """A new dir named by `time.strftime(pattern)`, made here: `_2`, `_3`... when two sweeps start
+    in the same second (the `mkdir` is the atomic claim), so default dirs never collide."""
+    base = time.strftime(pattern)
+    for attempt in range(1, 10_000):
+        candidate = Path(base if attempt == 1 else f"{base}_{attempt}")
+        try:
+            candidate.mkdir(parents=True)
+        except FileExistsError:
+            continue
+        return candidate
+    raise RuntimeError(f"no free sweep dir next to {base}")
+
+
+#: The files that make a sweep's records (job dirs are the launcher's, as with Hydra's sweepers).
+RECORD_FILES = ("grid_sweep.yaml", "results.jsonl", "results.csv", "summary.yaml", "report.html", "multirun.yaml")
+
+
+def archive_records(sweep_dir: Path) -> Path:
+    """Move an earlier sweep's records to `<sweep dir>/previous/<time>/`, so that a new sweep in
+    the same dir (Hydra's reuse of a sweep dir) never mixes with them."""
+    target = Path(sweep_dir) / "previous" / time.strftime("%Y-%m-%d_%H-%M-%S")
+    suffix = 1
+    while target.exists():
+        suffix += 1
+        target = target.with_name(f"{target.name.split('_v')[0]}_v{suffix}")
+    target.mkdir(parents=True)
+    for name in RECORD_FILES:
+        if (Path(sweep_dir) / name).exists():
+            os.replace(Path(sweep_dir) / name, target / name)
+    return target
+
+
+def bad_result_lines(results_file: Path) -> List[int]:
+    """Line numbers (from 1) of `results.jsonl` that hold no record, a torn last line included; a
+    missing final newline is added, so that the next record starts on a line of its own."""
+    if not results_file.exists():
+        return []
+    bad = []
+    with open(results_file, "rb") as lines:
+        for number, line in enumerate(lines, start=1):
+            try:
+                record = json.loads(line)
+            except ValueError:
+                bad.append(number)
+                continue
+            if not isinstance(record, dict) or not isinstance(record.get("job"), int):
+                bad.append(number)
+    with open(results_file, "rb+") as data:
+        data.seek(0, os.SEEK_END)
+        if data.tell():
+            data.seek(-1, os.SEEK_END)
+            if data.read(1) != b"\n":
+                data.write(b"\n")
+    return bad
