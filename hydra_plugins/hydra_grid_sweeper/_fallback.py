@@ -6,6 +6,7 @@ matters to the grid sweeper, so the engine stays out of every other Hydra run.
 from __future__ import annotations
 
 import re
+import sys
 from dataclasses import dataclass
 from typing import Any, Callable, List
 
@@ -59,7 +60,11 @@ def settle(
     try:
         expression = parse_expression(value, flag=name)
     except GridExpressionError as error:
-        raise OverrideParseException(override=line, message=str(error)) from None
+        # an expected outcome of a grid sweep: the engine's error and exit code 2, as the sweeper's
+        # own errors, without Hydra's HYDRA_FULL_ERROR hint
+        sys.stderr.write(f"{error}\n")
+        sys.stderr.flush()
+        sys.exit(2)
     if not is_sweep(expression):
         raise hydra_error
     try:
