@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import shlex
 import shutil
 import sys
@@ -114,10 +115,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
         log.warning("interrupted")
         return exit_code(stop)
-    except GridExpressionError as error:
-        print(f"gridsweep: {error}", file=sys.stderr)
-        return 2
-    except SweepSetupError as error:
+    except (GridExpressionError, SweepSetupError) as error:  # bad input: one error, exit 2
         print(f"gridsweep: {error}", file=sys.stderr)
         return 2
 
@@ -157,6 +155,14 @@ def script_command(script: str) -> List[str]:
     if not os.access(path, os.X_OK):
         raise SweepSetupError(f"{script} is not executable: chmod +x it, or run it through its interpreter")
     return [script]
+
+
+def _hydra_path(path: Path) -> str:
+    """An absolute path as a Hydra override value: quoted unless plain (`(`, `,`, `=`, `'`, spaces)."""
+    text = str(path.absolute())
+    if re.fullmatch(r"[\w/.\-]+", text):
+        return text
+    return "'" + text.replace("'", "\\'") + "'"
 
 
 def is_hydra_app(script: str) -> bool:
@@ -207,7 +213,7 @@ def run_sweep(args: argparse.Namespace) -> int:
         else:
             argv = command + job_argv(tokens, dict(plan[number]))
         if own_run_dir:  # parallel Hydra jobs must not share Hydra's timestamped run dir
-            argv.append(f"hydra.run.dir={(sweep_dir / str(number)).absolute()}")
+            argv.append(f"hydra.run.dir={_hydra_path(sweep_dir / str(number))}")
         return argv
 
     def overrides_of(number: int) -> List[str]:

@@ -179,10 +179,11 @@ class SweepSession:
 
         definition = self.definition()
         done: Set[int] = set()
-        if self.saved is None and (self.sweep_dir / DEFINITION_FILE).exists():
+        earlier = [name for name in (DEFINITION_FILE, RESULTS_JSONL) if (self.sweep_dir / name).exists()]
+        if self.saved is None and earlier:
             if self.settings.existing_dir != "archive":
                 raise SweepError(
-                    f"{self.sweep_dir} already holds a grid sweep (its {DEFINITION_FILE}): "
+                    f"{self.sweep_dir} already holds a grid sweep (its {' and '.join(earlier)}): "
                     f"{self.names.resume.format(self.sweep_dir)} to resume it, or choose another sweep dir "
                     f"({self.names.existing_dir.format('archive')} starts over there, keeping the earlier "
                     "records aside); two sweeps' records are never mixed")

@@ -8,7 +8,9 @@ two sweeps' records never mix.
 """
 from __future__ import annotations
 
+import errno
 import json
+import logging
 import os
 import socket
 import time
@@ -16,6 +18,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 LOCK_FILE = ".grid_sweep.lock"
+log = logging.getLogger(__name__)
 
 
 class SweepDirInUse(Exception):
@@ -36,18 +39,28 @@ class SweepDirLock:
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
+        except OSError as error:
+            if error.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                # a filesystem without flock (Lustre mounted noflock: ENOSYS; ENOLCK, EOPNOTSUPP):
+                # the sweep runs, unguarded, rather than be refused for a lock nobody holds
+                os.close(fd)
+                log.warning("%s: cannot lock the sweep dir (%s); a second sweep into it would not "
+                            "be refused", self.path.parent, error.strerror)
+                return self
             holder = _read_holder(fd)
             os.close(fd)
             raise SweepDirInUse(
                 f"{self.path.parent} is in use by a live sweep (pid {holder.get('pid', '?')} on "
                 f"{holder.get('host', '?')}, started {holder.get('started', '?')}): wait for it to end, "
                 "or choose another sweep dir") from None
+        self.fd = fd
         holder = {"pid": os.getpid(), "host": socket.gethostname(),
                   "started": time.strftime("%Y-%m-%d %H:%M:%S")}
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps(holder).encode(), 0)
-        self.fd = fd
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, json.dumps(holder).encode(), 0)
+        except OSError:  # a full disk: the lock holds, only the holder's name is missing
+            pass
         return self
 
     def release(self) -> None:

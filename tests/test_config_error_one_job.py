@@ -47,3 +47,14 @@ def test_a_later_batch_whose_jobs_all_fail_is_recorded_not_raised(tmp_path: Path
     assert sorted(int(p.parent.name) for p in sweep_dir.glob("*/received.json")) == [0, 2]
     summary = yaml.safe_load((sweep_dir / "summary.yaml").read_text())
     assert (summary["completed"], summary["failed"], summary["not_run"]) == (2, 1, 0)
+
+
+def test_a_definition_refused_up_front_leaves_the_dir_free(tmp_path: Path) -> None:
+    """No job composes: nothing is claimed, so the corrected command runs in the same dir."""
+    sweep_dir = tmp_path / "s"
+    bad = run_app(APP, ["-m", "hydra/sweeper=grid", "criterion=[log_loss,mse]", f"hydra.sweep.dir={sweep_dir}"],
+                  cwd=tmp_path)
+    assert bad.returncode != 0 and not (sweep_dir / "grid_sweep.yaml").exists()
+    good = run_app(APP, ["-m", "hydra/sweeper=grid", "criterion=[gini,entropy]", f"hydra.sweep.dir={sweep_dir}"],
+                   cwd=tmp_path)
+    assert good.returncode == 0, good.stderr

@@ -146,12 +146,13 @@ def test_grid_expression_under_another_sweeper_is_refused_by_name(tmp_path: Path
     assert not (tmp_path / "with" / "multi").exists()  # no job ran
 
 
-def test_grid_sweeper_refuses_when_hydra_bypasses_its_hook(tmp_path: Path) -> None:
+@pytest.mark.parametrize("bypass", ["multirun", "all"])
+def test_grid_sweeper_refuses_when_hydra_bypasses_its_hook(tmp_path: Path, bypass: str) -> None:
     """A Hydra whose multirun skips the compose hook gets a refusal, never a wrongly read sweep."""
     proc = subprocess.run(
         [sys.executable, str(APP.parent / "bypassed_hook.py"), "-m", "hydra/sweeper=grid", "+z=[1,2]",
          "hydra.sweep.dir=multi"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+        cwd=tmp_path, capture_output=True, text=True, timeout=120, env={**os.environ, "BYPASS": bypass},
     )
     assert proc.returncode != 0, proc.stderr
     assert "hydra/sweeper=grid cannot run on hydra-core" in proc.stderr

@@ -62,6 +62,17 @@ def test_list_semantics_of_typed_fields(tmp_path: Path, override: str, key: str,
     assert [job[key] for job in received(tmp_path)] == expected
 
 
+def test_list_keys_required_interpolated_and_inside_a_list(tmp_path: Path) -> None:
+    """`List[str] = MISSING`, `logger.tags: ${tags}` and `layers.0` of a list of lists all hold
+    lists: a list there is a value, as in Hydra; only `beta` sweeps."""
+    proc = sweep(tmp_path, "more", "required=[a,b]", "logger.tags=[x,y]", "layers.0=[4,5]", "beta=[1,2]")
+    assert proc.returncode == 0, proc.stderr
+    jobs = received(tmp_path)
+    assert [j["beta"] for j in jobs] == [1, 2]
+    for job in jobs:
+        assert (job["required"], job["logger"]["tags"], job["layers"]) == (["a", "b"], ["x", "y"], [[4, 5], [3]])
+
+
 def test_list_values_and_sweeps_together(tmp_path: Path) -> None:
     """A list value on a list field is in every job; the sweeps multiply as usual."""
     proc = sweep(tmp_path, "typed", "tags=[benchmark]", "split=[1,2,3]", "beta=[1,2]", "+new=[x,y]")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 import sys
 from dataclasses import dataclass
-from typing import Any, Callable, List
+from typing import Any, Callable, List, Optional
 
 from hydra.core.override_parser.types import ChoiceSweep, Override, ValueType
 from hydra.errors import ConfigCompositionException, OverrideParseException
@@ -43,10 +43,14 @@ def settle(
     hydra_parse: Callable[[Any, List[str]], List[Override]],
     line: str,
     hydra_error: OverrideParseException,
-    grid_chosen: bool,
+    grid_chosen: Optional[bool],
     multirun: bool,
 ) -> Override:
-    """The override for `line`, which Hydra failed to parse with `hydra_error`, or the error to show."""
+    """The override for `line`, which Hydra failed to parse with `hydra_error`, or the error to show.
+
+    `grid_chosen` None: the sweeper could not be told (the defaults list itself fails), so Hydra's
+    own error stands. The engine's error ends a multirun with exit code 2 and no Hydra hint (an
+    expected outcome of a sweep); in a run without `-m` (or Hydra's compose API) it is raised."""
     key, value = split_override(line)
     name = key.lstrip("+~")
     if grid_chosen and value is not None and name.startswith(PARAMS_PREFIX):
@@ -54,12 +58,14 @@ def settle(
     if value is None or name.startswith(("hydra.", "hydra/")) or _hydra_owns(value):
         raise hydra_error
     if not grid_chosen:
-        if multirun and _is_grid_sweep(value, name):
+        if grid_chosen is False and multirun and _is_grid_sweep(value, name):
             refuse_without_grid_sweeper(line)
         raise hydra_error
     try:
         expression = parse_expression(value, flag=name)
     except GridExpressionError as error:
+        if not multirun:
+            raise OverrideParseException(override=line, message=str(error)) from None
         # an expected outcome of a grid sweep: the engine's error and exit code 2, as the sweeper's
         # own errors, without Hydra's HYDRA_FULL_ERROR hint
         sys.stderr.write(f"{error}\n")

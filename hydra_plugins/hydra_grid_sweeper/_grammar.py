@@ -35,17 +35,17 @@ class _State(threading.local):
     """What the hooks know about the compose or parse in progress on this thread."""
 
     run_mode: Any = None  # Hydra's RunMode while a config is composed, else None
-    sweeper_chosen: Optional[bool] = None  # read off the defaults list when the command line is silent
+    sweeper_chosen: Any = None  # read off the defaults list when the command line is silent (None: unknown)
     sweeper_parse: bool = False  # the grid sweeper is parsing its own flags
 
 
 _state = _State()
-_hook_seen = {"multirun": False}
+_multirun_configs: List[int] = []  # ids of the last configs a multirun composed through our hook
 
 
-def multirun_hook_seen() -> bool:
-    """Whether a multirun compose went through our hook in this process."""
-    return _hook_seen["multirun"]
+def multirun_hook_seen(config: Any) -> bool:
+    """Whether `config` (the sweeper's) was composed by a multirun that went through our hook."""
+    return id(config) in _multirun_configs
 
 
 @contextmanager
@@ -65,6 +65,9 @@ def _is_wrapped(func: Any) -> bool:
 def _mark(func: Any) -> Any:
     setattr(func, _MARK, True)
     return func
+
+
+_UNKNOWN: Any = object()  # the defaults list not read yet
 
 
 class _Undecided(Exception):
@@ -107,12 +110,12 @@ def _install_parse_hook() -> None:
 
         multirun = _state.sweeper_parse or _state.run_mode == RunMode.MULTIRUN
         chosen = True if _state.sweeper_parse else _sweeper_on_command_line([p for p in parsed if p])
-        if chosen is None:
-            chosen = _state.sweeper_chosen
         if chosen is None and multirun:
-            raise _Undecided()
+            if _state.sweeper_chosen is _UNKNOWN:
+                raise _Undecided()
+            chosen = _state.sweeper_chosen  # read off the defaults list; None if that failed
         for index, line, error in failures:
-            parsed[index] = settle(self, original, line, error, bool(chosen), multirun)
+            parsed[index] = settle(self, original, line, error, chosen, multirun)
         return parsed
 
     OverridesParser.parse_overrides = _mark(parse_overrides)
@@ -129,18 +132,21 @@ def _install_compose_hooks() -> None:
 
     def load_configuration(self: Any, config_name: Any, overrides: List[str], run_mode: Any,
                            *args: Any, **kwargs: Any) -> Any:
-        if run_mode == RunMode.MULTIRUN:
-            _hook_seen["multirun"] = True
+        validated = kwargs.get("validate_sweep_overrides", args[1] if len(args) > 1 else True)
         previous = _state.run_mode, _state.sweeper_chosen
-        _state.run_mode, _state.sweeper_chosen = run_mode, None
+        # Hydra's probe for `hydra.mode` (get_mode: no validation, errors swallowed) is left to Hydra
+        _state.run_mode, _state.sweeper_chosen = (run_mode if validated else None), _UNKNOWN
         try:
             try:
-                return original_load(self, config_name, overrides, run_mode, *args, **kwargs)
+                cfg = original_load(self, config_name, overrides, run_mode, *args, **kwargs)
             except _Undecided:
                 _state.sweeper_chosen = _sweeper_in_defaults(self, config_name, overrides, run_mode)
-                return original_load(self, config_name, overrides, run_mode, *args, **kwargs)
+                cfg = original_load(self, config_name, overrides, run_mode, *args, **kwargs)
         finally:
             _state.run_mode, _state.sweeper_chosen = previous
+        if run_mode == RunMode.MULTIRUN and validated:
+            _multirun_configs[:] = [*_multirun_configs[-7:], id(cfg)]
+        return cfg
 
     def apply_overrides_to_config(overrides: List[Any], cfg: Any) -> None:
         if not uses_grid_sweeper(cfg):
@@ -155,13 +161,15 @@ def _install_compose_hooks() -> None:
     ConfigLoaderImpl._apply_overrides_to_config = staticmethod(apply_overrides_to_config)
 
 
-def _sweeper_in_defaults(loader: Any, config_name: Any, overrides: List[str], run_mode: Any) -> bool:
+def _sweeper_in_defaults(loader: Any, config_name: Any, overrides: List[str], run_mode: Any) -> Optional[bool]:
     """Whether the defaults list chooses the grid sweeper, read without the overrides Hydra rejects.
 
     Only reached when an override failed Hydra's parse in a multirun whose command line chooses
-    no sweeper. If the defaults list itself fails, the grid sweeper is taken as not chosen, so
-    that Hydra's own parse error stands.
+    no sweeper. None when the defaults list itself fails: then Hydra's own parse error stands, and
+    no refusal names the grid sweeper. Hydra's warnings of this extra pass are not shown.
     """
+    import warnings
+
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import OverrideParseException
 
@@ -172,13 +180,15 @@ def _sweeper_in_defaults(loader: Any, config_name: Any, overrides: List[str], ru
         for line in overrides:
             try:
                 parser.parse_overrides([line])
-            except OverrideParseException:
+            except (OverrideParseException, RecursionError):
                 continue
             parsable.append(line)
-        defaults = loader.compute_defaults_list(config_name, parsable, run_mode)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            defaults = loader.compute_defaults_list(config_name, parsable, run_mode)
         return defaults.overrides.known_choices.get(SWEEPER_GROUP) == SWEEPER_NAME
     except Exception:
-        return False
+        return None
     finally:
         _state.run_mode = previous
 
@@ -195,17 +205,17 @@ def _apply_with_open_params(original_apply: Any, overrides: List[Any], cfg: Any)
     from omegaconf import open_dict
 
     sweeper = cfg.hydra.sweeper
-    with open_dict(sweeper):
-        if sweeper.params is None:
-            sweeper.params = {}
-        with open_dict(sweeper.params):
-            original_apply(overrides, cfg)
+    if sweeper.params is None:
+        sweeper.params = {}
+    with open_dict(sweeper.params):
+        original_apply(overrides, cfg)
 
 
 def uses_grid_sweeper(cfg: Any) -> bool:
     from omegaconf import OmegaConf
 
-    target: Optional[str] = OmegaConf.select(cfg, "hydra.sweeper._target_", default=None)
+    target: Optional[str] = OmegaConf.select(cfg, "hydra.sweeper._target_", default=None,
+                                             throw_on_resolution_failure=False)
     return target == SWEEPER_TARGET
 
 
@@ -232,10 +242,19 @@ def holds_list(cfg: Any, key: str) -> bool:
     from omegaconf import DictConfig, ListConfig, OmegaConf
 
     parent_key, _, leaf = key.rpartition(".")
-    parent = OmegaConf.select(cfg, parent_key, default=None) if parent_key else cfg
-    if not isinstance(parent, DictConfig) or leaf not in parent:
+    parent = OmegaConf.select(cfg, parent_key, default=None, throw_on_resolution_failure=False) if parent_key else cfg
+    if isinstance(parent, ListConfig) and leaf.isdigit() and int(leaf) < len(parent):
+        node = parent._get_node(int(leaf))
+    elif isinstance(parent, DictConfig) and leaf in parent.keys():  # keys(): `in` hides ??? values
+        node = parent._get_node(leaf)
+    else:
         return False
-    return isinstance(parent._get_node(leaf), ListConfig)
+    if isinstance(node, ListConfig):  # a list, a typed list (also None or ???)
+        return True
+    if node is not None and node._is_interpolation():  # `${tags}`: what it points to
+        value = OmegaConf.select(cfg, key, default=None, throw_on_resolution_failure=False)
+        return isinstance(value, ListConfig)
+    return False
 
 
 def install() -> None:

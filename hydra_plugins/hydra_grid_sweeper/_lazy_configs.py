@@ -6,7 +6,7 @@ the store's tree (`hydra/sweeper/grid.yaml`, ...) whose `node` is built from its
 first time Hydra loads it. Listing the group (`--help`, tab completion) shows it as before.
 """
 import importlib
-from typing import Any
+from typing import Any, Dict, Tuple
 
 from hydra.core.config_store import ConfigNode, ConfigStore
 
@@ -17,6 +17,9 @@ CONFIGS = (  # group, name, module, dataclass
     ("hydra/launcher", "grid_local", f"{_PACKAGE}._local_config", "GridLocalLauncherConf"),
     ("hydra/launcher", "grid_slurm", f"{_PACKAGE}._slurm_config", "GridSlurmLauncherConf"),
 )
+
+
+_BUILT: Dict[Tuple[str, str], Any] = {}
 
 
 class LazyConfigNode(ConfigNode):
@@ -32,8 +35,10 @@ class LazyConfigNode(ConfigNode):
             raise AttributeError(attribute)
         from omegaconf import OmegaConf
 
-        schema = getattr(importlib.import_module(self.module), self.dataclass_name)
-        self.node = OmegaConf.structured(schema)
+        key = (self.module, self.dataclass_name)
+        if key not in _BUILT:  # ConfigStore.load reads `node` on a copy: build once, here
+            _BUILT[key] = OmegaConf.structured(getattr(importlib.import_module(self.module), self.dataclass_name))
+        self.node = _BUILT[key]  # ConfigStore.load deep-copies it before use
         return self.node
 
 

@@ -122,6 +122,8 @@ class SweepRun:
 
             print(session.dry_run(lambda n: f"\t#{n} : {' '.join(filter_overrides(jobs[n]))}"), flush=True)
             return []
+        batch = s.max_batch_size or session.size
+        self._check_definition(jobs.subset(range(min(session.size, batch))))  # before the dir is claimed
         try:
             numbers, _ = session.start()
         except SweepError as error:
@@ -139,7 +141,7 @@ class SweepRun:
         from hydra_plugins.hydra_grid_sweeper._grammar import grid_parsing, multirun_hook_seen
         from hydra_plugins.hydra_grid_sweeper._overrides import merge_params, to_flags
 
-        if not multirun_hook_seen():
+        if not multirun_hook_seen(self.config):
             import hydra
 
             raise GridSweepError(
@@ -168,7 +170,7 @@ class SweepRun:
                     if not recorder.accepting_new_jobs():
                         break
                     chunk = numbers[start : start + batch]
-                    runnable = self._validate(jobs.subset(chunk), chunk, recorder, first=start == 0)
+                    runnable = self._validate(jobs.subset(chunk), chunk, recorder)
                     if len(runnable):
                         returns.extend(self._launch(jobs, runnable, recorder))
         except KeyboardInterrupt as stop:
@@ -210,17 +212,32 @@ class SweepRun:
             returns.append(results)
         return returns
 
-    def _validate(
-        self, batch: Sequence[List[str]], numbers: Sequence[int], recorder: Any, first: bool
-    ) -> Sequence[int]:
+    def _check_definition(self, first_batch: Sequence[List[str]]) -> None:
+        """Hydra's error, before the sweep claims its dir, when no job of the first batch composes
+        (`criterion=[log_loss,mse]` on an Enum without them): the definition itself is wrong.
+        Stops at the first job that composes, so it costs one check in a good sweep."""
+        from hydra_plugins.hydra_grid_sweeper._compose import cache_for
+
+        cache = cache_for(self.hydra_context.config_loader, self.config)
+        first_error: Any = None
+        for overrides in first_batch:
+            try:
+                cache.check(overrides)
+                return
+            except Exception as error:  # noqa: BLE001 - Hydra's compose errors have many types
+                first_error = first_error or error
+        if first_error is not None:
+            raise first_error
+
+    def _validate(self, batch: Sequence[List[str]], numbers: Sequence[int], recorder: Any) -> Sequence[int]:
         """Check every job's config of a batch before launching it; the numbers of those that compose.
 
         A job whose config fails (`criterion=log_loss` on an Enum field without that member) is
         one failed job, recorded with Hydra's error, while the others run: whatever the launcher,
-        it never reaches a launcher that would lose the batch over it. When every job of the first
-        batch fails, the sweep's definition is wrong: Hydra's error, before any job starts. From the
-        compose cache (~1 ms a job; Hydra composes only the jobs that change composition), which
-        our launchers also make the jobs' configs from."""
+        it never reaches a launcher that would lose the batch over it (`_check_definition` has
+        already refused a sweep none of whose first batch composes). From the compose cache
+        (~1 ms a job; Hydra composes only the jobs that change composition), which our launchers
+        also make the jobs' configs from."""
         from grid_sweeper.events import FAILED, JobEvent
         from hydra_plugins.hydra_grid_sweeper._compose import cache_for
 
@@ -232,8 +249,6 @@ class SweepRun:
                 cache.check(overrides)
             except Exception as error:  # noqa: BLE001 - Hydra's compose errors have many types
                 failed[number] = (list(overrides), error)
-        if first and failed and len(failed) == len(numbers):
-            raise next(iter(failed.values()))[1]
         if len(batch) > 1000:
             log.info(f"Checked the configs of {len(batch)} job(s) in {time.perf_counter() - started:.1f} s")
         for number, (overrides, error) in failed.items():

@@ -8,7 +8,7 @@ from typing import Any, List, Optional
 import hydra
 from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import OmegaConf
+from omegaconf import MISSING, OmegaConf
 
 
 class Criterion(Enum):
@@ -28,6 +28,20 @@ class Typed:
 
 
 ConfigStore.instance().store(name="typed", node=Typed)
+
+
+@dataclass
+class More:
+    """List keys in the shapes that are easy to misread: required, interpolated, inside a list."""
+
+    required: List[str] = MISSING
+    tags: List[str] = field(default_factory=lambda: ["dev"])
+    logger: Any = field(default_factory=lambda: {"tags": "${tags}"})
+    layers: Any = field(default_factory=lambda: [[1, 2], [3]])
+    beta: int = 1
+
+
+ConfigStore.instance().store(name="more", node=More)
 
 
 @hydra.main(version_base=None, config_path=".", config_name=os.environ.get("APP_CONFIG", "typed"))
