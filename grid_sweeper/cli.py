@@ -95,6 +95,14 @@ def build_parser() -> argparse.ArgumentParser:
                     "pip install 'hydra-grid-sweeper[report]'). Works for gridsweep and Hydra sweep dirs.",
     )
     report.add_argument("sweep_dir", help="a sweep's dir (the one holding results.jsonl)")
+    status = commands.add_parser(
+        "status", help="where a sweep stands", allow_abbrev=False,
+        description="Counts of the sweep's jobs (completed, failed, not ended or not run), the best jobs so far, "
+                    "the failed jobs with their error and log, and whether a sweep is running in the dir now. "
+                    "Reads the dir alone: works for gridsweep and Hydra sweep dirs, with no process of the sweep "
+                    "alive and without Slurm accounting.",
+    )
+    status.add_argument("sweep_dir", help="a sweep's dir (the one holding grid_sweep.yaml)")
     report.add_argument("--metric", default=None, help="default: the sweep's own metric")
     direction = report.add_mutually_exclusive_group()
     direction.add_argument("--maximize", dest="maximize", action="store_true", default=None,
@@ -108,6 +116,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "report":
         return make_report(args)
+    if args.command == "status":
+        return show_status(args)
     try:
         return run_sweep(args)
     except KeyboardInterrupt as stop:  # outside the launchers, which end their jobs themselves
@@ -118,6 +128,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except (GridExpressionError, SweepSetupError) as error:  # bad input: one error, exit 2
         print(f"gridsweep: {error}", file=sys.stderr)
         return 2
+
+
+def show_status(args: argparse.Namespace) -> int:
+    from grid_sweeper.status import NoSweep, sweep_status
+
+    try:
+        _, text = sweep_status(Path(args.sweep_dir))
+    except NoSweep as error:
+        print(f"gridsweep: {error}", file=sys.stderr)
+        return 2
+    print(text)
+    return 0
 
 
 def make_report(args: argparse.Namespace) -> int:

@@ -136,3 +136,24 @@ def bad_result_lines(results_file: Path) -> List[int]:
             if data.read(1) != b"\n":
                 data.write(b"\n")
     return bad
+
+
+def live_holder(sweep_dir: Path) -> Optional[Dict[str, Any]]:
+    """The live sweep holding `sweep_dir` (pid, host, started), or None when no sweep runs there."""
+    import fcntl
+
+    path = Path(sweep_dir) / LOCK_FILE
+    if not path.exists():
+        return None
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError as error:
+            if error.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                return _read_holder(fd)
+            return None
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)

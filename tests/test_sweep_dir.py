@@ -120,3 +120,21 @@ def test_existing_dir_archive_starts_over_keeping_the_earlier_records_aside(tmp_
     assert (old["total"], old["completed"]) == (2, 2)
     records = [json.loads(line) for line in (sweep_dir / "results.jsonl").read_text().splitlines()]
     assert sorted(r["job"] for r in records) == [0, 1, 2] and all("beta=1" not in r["overrides"] for r in records)
+
+
+def test_status_reads_the_dir_alone_live_and_after(tmp_path: Path) -> None:
+    sweep_dir = tmp_path / "s"
+    live = hydra_sweep(tmp_path, sweep_dir, "hydra.sweeper.max_batch_size=1", env={"JOB_SLEEP": "2"})
+    deadline = time.monotonic() + 60
+    while not (sweep_dir / "results.jsonl").exists() or not (sweep_dir / "results.jsonl").read_text():
+        assert live.poll() is None and time.monotonic() < deadline, live.communicate()
+        time.sleep(0.05)
+    during = subprocess.run([str(GRIDSWEEP), "status", str(sweep_dir)], capture_output=True, text=True, timeout=60)
+    assert during.returncode == 0, during.stderr
+    assert f"running: pid {live.pid} on " in during.stdout
+    assert "1 completed, 0 failed, 1 not ended yet of 2" in during.stdout
+    assert live.wait(timeout=60) == 0
+    after = subprocess.run([str(GRIDSWEEP), "status", str(sweep_dir)], capture_output=True, text=True, timeout=60)
+    assert "not running" in after.stdout and "2 completed, 0 failed of 2" in after.stdout
+    missing = subprocess.run([str(GRIDSWEEP), "status", str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert missing.returncode == 2 and "holds no grid sweep" in missing.stderr
