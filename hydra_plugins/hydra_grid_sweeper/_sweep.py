@@ -91,6 +91,7 @@ class SweepRun:
         self.config = sweeper.config
         self.hydra_context = sweeper.hydra_context
         self.launcher = sweeper.launcher
+        self._cache: Any = None  # the compose cache that checks the jobs' configs
 
     # -- definition and plan -------------------------------------------------------------------
     def run(self, arguments: List[str]) -> Any:
@@ -216,18 +217,26 @@ class SweepRun:
         """Hydra's error, before the sweep claims its dir, when no job of the first batch composes
         (`criterion=[log_loss,mse]` on an Enum without them): the definition itself is wrong.
         Stops at the first job that composes, so it costs one check in a good sweep."""
-        from hydra_plugins.hydra_grid_sweeper._compose import cache_for
-
-        cache = cache_for(self.hydra_context.config_loader, self.config)
         first_error: Any = None
         for overrides in first_batch:
-            try:
-                cache.check(overrides)
+            error = self._config_error(overrides)
+            if error is None:
                 return
-            except Exception as error:  # noqa: BLE001 - Hydra's compose errors have many types
-                first_error = first_error or error
+            first_error = first_error or error
         if first_error is not None:
             raise first_error
+
+    def _config_error(self, overrides: Sequence[str]) -> Any:
+        """What composing this job's config raises (from the compose cache), or None."""
+        from hydra_plugins.hydra_grid_sweeper._compose import cache_for
+
+        if self._cache is None:
+            self._cache = cache_for(self.hydra_context.config_loader, self.config)
+        try:
+            self._cache.check(overrides)
+        except Exception as error:  # noqa: BLE001 - Hydra's compose errors have many types
+            return error
+        return None
 
     def _validate(self, batch: Sequence[List[str]], numbers: Sequence[int], recorder: Any) -> Sequence[int]:
         """Check every job's config of a batch before launching it; the numbers of those that compose.
@@ -239,15 +248,12 @@ class SweepRun:
         (~1 ms a job; Hydra composes only the jobs that change composition), which our launchers
         also make the jobs' configs from."""
         from grid_sweeper.events import FAILED, JobEvent
-        from hydra_plugins.hydra_grid_sweeper._compose import cache_for
 
-        cache = cache_for(self.hydra_context.config_loader, self.config)
         started = time.perf_counter()
         failed: Dict[int, Tuple[List[str], Exception]] = {}
         for number, overrides in zip(numbers, batch):
-            try:
-                cache.check(overrides)
-            except Exception as error:  # noqa: BLE001 - Hydra's compose errors have many types
+            error = self._config_error(overrides)
+            if error is not None:
                 failed[number] = (list(overrides), error)
         if len(batch) > 1000:
             log.info(f"Checked the configs of {len(batch)} job(s) in {time.perf_counter() - started:.1f} s")
