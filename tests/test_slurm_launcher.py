@@ -274,21 +274,27 @@ def test_grid_sweeper_records_each_slurm_job(slurm_env, tmp_path: Path) -> None:
     assert "2 of 3 job(s) failed" in output, output
 
 
-def test_sigterm_on_a_grid_sweep_cancels_records_and_exits_143(slurm_env, tmp_path: Path) -> None:
-    sweep_dir = tmp_path / "sweep"
+def _interrupted(tmp_path: Path, sweep_dir: Path, args: List[str], signum: int) -> Tuple[int, str]:
+    """Start a sweep, send `signum` once its first job runs; its exit code and output."""
     proc = subprocess.Popen(
-        _command(sweep_dir, ["hydra/sweeper=grid", "a=[1,2]", "slow=[[1,2]]", "slow_s=300"]), cwd=tmp_path,
-        env=_env(), text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        _command(sweep_dir, args), cwd=tmp_path, env=_env(), text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     )
     try:
         wait_for(sweep_dir / "0" / "started.json", 60, proc)
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(signum)
         output, _ = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
-    assert proc.returncode == 143 and "Traceback" not in output, output
+    return proc.returncode, output
+
+
+def test_sigterm_on_a_grid_sweep_cancels_records_and_exits_143(slurm_env, tmp_path: Path) -> None:
+    sweep_dir = tmp_path / "sweep"
+    code, output = _interrupted(tmp_path, sweep_dir, ["hydra/sweeper=grid", "a=[1,2]", "slow=[[1,2]]", "slow_s=300"],
+                                signal.SIGTERM)
+    assert code == 143 and "Traceback" not in output, output
     assert re.search(r"Interrupted: cancelled 2 unfinished Slurm job\(s\)", output)
     assert f"Sweep interrupted: resume it with hydra.sweep.dir={sweep_dir} hydra.sweeper.resume=true" in output
     assert f"summary.yaml: {sweep_dir / 'summary.yaml'}" in output
@@ -310,19 +316,8 @@ def test_failure_guard_cancels_pending_array_elements(slurm_env, tmp_path: Path)
 
 def test_ctrl_c_cancels_the_submitted_jobs(slurm_env, tmp_path: Path) -> None:
     sweep_dir = tmp_path / "sweep"
-    args = ["a=1,2,3", "slow=[1,2,3]", "slow_s=300"]
-    proc = subprocess.Popen(
-        _command(sweep_dir, args), cwd=tmp_path, env=_env(), text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-    )
-    try:
-        wait_for(sweep_dir / "0" / "started.json", 60, proc)
-        proc.send_signal(signal.SIGINT)
-        output, _ = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-    assert proc.returncode == 130 and "Traceback" not in output  # Hydra's basic sweeper here
+    code, output = _interrupted(tmp_path, sweep_dir, ["a=1,2,3", "slow=[1,2,3]", "slow_s=300"], signal.SIGINT)
+    assert code == 130 and "Traceback" not in output  # Hydra's basic sweeper here
     assert re.search(r"Interrupted: cancelled 3 unfinished Slurm job\(s\) \(scancel \d+\)", output)
     (script,) = submissions(sweep_dir)
     states = slurm_env.wait_job(script.name.split("_")[0], timeout=30)
