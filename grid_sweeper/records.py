@@ -1,8 +1,10 @@
 """Sweep records: results.jsonl as jobs end, results.csv and summary.yaml at the end, resume.
 
-`results.jsonl` gets one JSON object per finished job, appended, flushed and fsynced the moment
-the job ends, so a crash of the sweep process loses nothing that finished. A resumed sweep reads
-it back to skip the jobs recorded as completed.
+Every job has its own record (`grid_sweeper.job_records`), written by the job's process or, for a
+job that could not, by its launcher. `results.jsonl` is built from them by the live sweep: one
+JSON object per finished job, appended, flushed and fsynced the moment the sweep hears of the end,
+and repaired from the jobs' records when the sweep starts and ends (a torn line, jobs that ended
+while no sweep process listened). Readers take the jobs' records over its lines.
 """
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ import os
 import threading
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Dict, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from grid_sweeper.events import COMPLETED, FAILED, JobEvent
 from grid_sweeper.metrics import log_of, metric_keys, metric_label, metric_of, ranked, table
@@ -72,20 +74,75 @@ def record_of(event: JobEvent) -> Dict[str, Any]:
 
 
 def load_results(sweep_dir: Path) -> Dict[int, Dict[str, Any]]:
-    """Job number -> its last record in results.jsonl (a torn last line is ignored)."""
-    path = Path(sweep_dir) / RESULTS_JSONL
+    """Job number -> its record: the job's own, else its last line in results.jsonl (torn lines
+    are skipped)."""
+    from grid_sweeper.job_records import all_records
+
+    records, _ = _jsonl_records(Path(sweep_dir) / RESULTS_JSONL)
+    records.update(all_records(sweep_dir))
+    return records
+
+
+def _jsonl_records(path: Path) -> Tuple[Dict[int, Dict[str, Any]], List[int]]:
+    """results.jsonl's last record per job, and the numbers (from 1) of lines that hold none."""
     records: Dict[int, Dict[str, Any]] = {}
+    bad: List[int] = []
     if not path.exists():
-        return records
-    with open(path, encoding="utf-8") as lines:
-        for line in lines:
+        return records, bad
+    with open(path, "rb") as lines:
+        for number, line in enumerate(lines, start=1):
             try:
                 record = json.loads(line)
             except ValueError:
+                bad.append(number)
                 continue
             if isinstance(record, dict) and isinstance(record.get("job"), int):
                 records[record["job"]] = record
-    return records
+            else:
+                bad.append(number)
+    return records, bad
+
+
+def repair_results(sweep_dir: Path) -> Tuple[List[int], int]:
+    """Make results.jsonl hold every job's record: lines that hold none (torn by a crash mid-write,
+    garbage) are dropped, and the jobs' records it lacks are added. Returns the dropped line numbers
+    and how many records were added. For the process that holds the sweep dir only."""
+    from grid_sweeper.job_records import all_records
+
+    path = Path(sweep_dir) / RESULTS_JSONL
+    lines, bad = _jsonl_records(path)
+    missing = [r for n, r in sorted(all_records(sweep_dir).items()) if lines.get(n) != r]
+    if bad:
+        kept = []
+        with open(path, "rb") as old:
+            for number, line in enumerate(old, start=1):
+                if number not in bad:
+                    kept.append(line if line.endswith(b"\n") else line + b"\n")
+        tmp = path.with_name(f".{path.name}.repair")
+        with open(tmp, "wb") as new:
+            new.writelines(kept)
+            new.writelines((json.dumps(r) + "\n").encode() for r in missing)
+            new.flush()
+            os.fsync(new.fileno())
+        os.replace(tmp, path)
+    elif missing:
+        _end_with_newline(path)
+        with open(path, "a", encoding="utf-8") as out:
+            out.writelines(json.dumps(r) + "\n" for r in missing)
+            out.flush()
+            os.fsync(out.fileno())
+    return bad, len(missing)
+
+
+def _end_with_newline(path: Path) -> None:
+    if not path.exists():
+        return
+    with open(path, "rb+") as data:
+        data.seek(0, os.SEEK_END)
+        if data.tell():
+            data.seek(-1, os.SEEK_END)
+            if data.read(1) != b"\n":
+                data.write(b"\n")
 
 
 class SweepRecorder:
@@ -123,13 +180,23 @@ class SweepRecorder:
             self._show()
 
     def job_finished(self, event: JobEvent) -> None:
-        record = record_of(event)
+        """Record the job's end: its own record when it wrote one (completed with what only the
+        launcher knows), else the launcher's view, which then becomes its record."""
+        from grid_sweeper.job_records import claim, replace, with_launcher_view
+
         with self._lock:
             if event.number in self.records:
                 return
+            seen = record_of(event)
+            record = claim(self.sweep_dir, seen)
+            if record is not seen:
+                merged = with_launcher_view(record, seen)
+                if merged != record:
+                    replace(self.sweep_dir, merged)
+                record = merged
             self.running.pop(event.number, None)
             self.records[event.number] = record
-            self.failed += event.status == FAILED
+            self.failed += record.get("status") == FAILED
             self._file.write(json.dumps(record) + "\n")
             self._file.flush()
             os.fsync(self._file.fileno())

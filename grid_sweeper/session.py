@@ -174,12 +174,12 @@ class SweepSession:
 
     def _start(self) -> Tuple[Sequence[int], int]:
         from grid_sweeper.definition import DEFINITION_FILE, definition_changes, save_definition
-        from grid_sweeper.records import RESULTS_JSONL, load_results
-        from grid_sweeper.sweep_dir import bad_result_lines
+        from grid_sweeper.job_records import STATE_DIR, forget
+        from grid_sweeper.records import RESULTS_JSONL, load_results, repair_results
 
         definition = self.definition()
         done: Set[int] = set()
-        earlier = [name for name in (DEFINITION_FILE, RESULTS_JSONL) if (self.sweep_dir / name).exists()]
+        earlier = [name for name in (DEFINITION_FILE, RESULTS_JSONL, STATE_DIR) if (self.sweep_dir / name).exists()]
         if self.saved is None and earlier:
             if self.settings.existing_dir != "archive":
                 raise SweepError(
@@ -191,11 +191,6 @@ class SweepSession:
 
             moved = archive_records(self.sweep_dir)
             self.logger.warning(f"{self.sweep_dir} held an earlier sweep: its records moved to {moved}")
-        bad = bad_result_lines(self.sweep_dir / RESULTS_JSONL)
-        if bad:
-            self.logger.warning(
-                f"{RESULTS_JSONL} line(s) {', '.join(map(str, bad))} hold no record (torn by a crash "
-                "mid-write?): ignored; a job without a record runs again")
         if self.saved is not None:
             changes = definition_changes(self.saved, definition)
             if changes:
@@ -203,7 +198,16 @@ class SweepSession:
                     f"resume refused: the sweep definition differs from the one in {self.sweep_dir}:\n  "
                     + "\n  ".join(changes)
                     + "\nRerun the same command (same flags and values), or start a new sweep dir.")
-            done = {n for n, r in load_results(self.sweep_dir).items() if r.get("status") == "completed"}
+        bad, restored = repair_results(self.sweep_dir)
+        if bad:
+            self.logger.warning(
+                f"{RESULTS_JSONL} line(s) {', '.join(map(str, bad))} held no record (torn by a crash "
+                f"mid-write?): dropped; {restored} record(s) restored from the jobs' own records; a job "
+                "without a record runs again")
+        if self.saved is not None:
+            records = load_results(self.sweep_dir)
+            done = {n for n, r in records.items() if r.get("status") == "completed"}
+            forget(self.sweep_dir, [n for n in records if n not in done])  # they run again
         self.sweep_dir.mkdir(parents=True, exist_ok=True)
         save_definition(self.sweep_dir, definition)
         seed_note = f", seed {self.seed} (rerun with {self.names.seed.format(self.seed)})" if self.draws else ""
@@ -242,10 +246,11 @@ class SweepSession:
     def finish(self) -> Tuple[Dict[str, Any], str]:
         """results.csv, summary.yaml (report.html); the summary and the text that ends the sweep.
         Lets go of the sweep dir."""
-        from grid_sweeper.records import conclude
+        from grid_sweeper.records import conclude, repair_results
 
         s = self.settings
         try:
+            repair_results(self.sweep_dir)  # jobs that recorded themselves while nobody listened
             return conclude(self.sweep_dir, self.size, self.swept, s.metric, s.maximize, s.report)
         finally:
             self.close()

@@ -15,7 +15,7 @@ import os
 import socket
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Optional
 
 LOCK_FILE = ".grid_sweep.lock"
 log = logging.getLogger(__name__)
@@ -96,7 +96,8 @@ def fresh_dir(pattern: str) -> Path:
 
 
 #: The files that make a sweep's records (job dirs are the launcher's, as with Hydra's sweepers).
-RECORD_FILES = ("grid_sweep.yaml", "results.jsonl", "results.csv", "summary.yaml", "report.html", "multirun.yaml")
+RECORD_FILES = ("grid_sweep.yaml", "results.jsonl", "results.csv", "summary.yaml", "report.html", "multirun.yaml",
+                ".grid_sweep")
 
 
 def archive_records(sweep_dir: Path) -> Path:
@@ -112,30 +113,6 @@ def archive_records(sweep_dir: Path) -> Path:
         if (Path(sweep_dir) / name).exists():
             os.replace(Path(sweep_dir) / name, target / name)
     return target
-
-
-def bad_result_lines(results_file: Path) -> List[int]:
-    """Line numbers (from 1) of `results.jsonl` that hold no record, a torn last line included; a
-    missing final newline is added, so that the next record starts on a line of its own."""
-    if not results_file.exists():
-        return []
-    bad = []
-    with open(results_file, "rb") as lines:
-        for number, line in enumerate(lines, start=1):
-            try:
-                record = json.loads(line)
-            except ValueError:
-                bad.append(number)
-                continue
-            if not isinstance(record, dict) or not isinstance(record.get("job"), int):
-                bad.append(number)
-    with open(results_file, "rb+") as data:
-        data.seek(0, os.SEEK_END)
-        if data.tell():
-            data.seek(-1, os.SEEK_END)
-            if data.read(1) != b"\n":
-                data.write(b"\n")
-    return bad
 
 
 def live_holder(sweep_dir: Path) -> Optional[Dict[str, Any]]:

@@ -1,6 +1,7 @@
 """Sweep records end to end: the test app in a subprocess, as a user runs it."""
 import csv
 import json
+import re
 from pathlib import Path
 from typing import Any, Dict, List
 
@@ -35,7 +36,7 @@ def test_mixed_sweep_table_progress_and_summary(tmp_path: Path) -> None:
     # not a terminal: one plain line per finished job, no control characters
     progress = [line for line in proc.stderr.splitlines() if line.startswith("[sweep] job #")]
     assert len(progress) == 6 and "\x1b" not in proc.stderr
-    assert progress[2].startswith("[sweep] job #2 failed: RuntimeError: beta=2 is cursed | 3/6 done")
+    assert re.match(r"\[sweep\] job #2 failed in \d+\.\ds: RuntimeError: beta=2 is cursed \| 3/6 done", progress[2])
     summary = yaml.safe_load((sweep_dir / "summary.yaml").read_text())
     assert (summary["completed"], summary["failed"]) == (4, 2)
     assert [b["return_value"] for b in summary["best"]] == [0.1, 0.1, 0.5, 0.5]

@@ -1,6 +1,6 @@
 """One sweep per sweep dir (docs/records.md): a live sweep holds its dir, an old sweep's dir is
 refused without resume, default dirs never collide, a torn results.jsonl line is reported and
-never swallows the next record."""
+is repaired from the jobs' own records."""
 from __future__ import annotations
 
 import json
@@ -13,7 +13,9 @@ from pathlib import Path
 import yaml
 from sweep_helpers import APPS, run_app
 
-from grid_sweeper.sweep_dir import LOCK_FILE, bad_result_lines
+from grid_sweeper.job_records import claim
+from grid_sweeper.records import load_results, repair_results
+from grid_sweeper.sweep_dir import LOCK_FILE
 
 APP = APPS / "sweeper" / "app.py"
 GRIDSWEEP = Path(sys.executable).with_name("gridsweep")
@@ -80,30 +82,44 @@ def test_two_gridsweep_runs_in_the_same_second_get_their_own_dirs(tmp_path: Path
         assert sorted(json.loads(line)["job"] for line in lines) == [0, 1]
 
 
-def test_a_torn_line_is_reported_and_does_not_swallow_the_next_record(tmp_path: Path) -> None:
+def test_a_torn_line_is_reported_and_repaired_from_the_jobs_own_record(tmp_path: Path) -> None:
     sweep_dir = tmp_path / "s"
     args = ["-m", "hydra/sweeper=grid", f"hydra.sweep.dir={sweep_dir}", "beta=[1,2,3]", "hydra.sweeper.seed=1"]
     assert run_app(APP, args, tmp_path).returncode == 0
     results = sweep_dir / "results.jsonl"
     lines = results.read_text().splitlines()
     results.write_text("\n".join(lines[:2]) + "\n" + lines[2][: len(lines[2]) // 2])  # a crash mid-write
-    torn_job = json.loads(lines[2])["job"]
+    torn = json.loads(lines[2])
     resumed = run_app(APP, [*args, "hydra.sweeper.resume=true"], tmp_path)
     assert resumed.returncode == 0, resumed.stderr
-    assert "results.jsonl line(s) 3 hold no record" in resumed.stdout + resumed.stderr
-    whole = [line for line in results.read_text().splitlines() if line.startswith('{"job"') and line.endswith("}")]
-    records = [json.loads(line) for line in whole]
-    assert sorted(r["job"] for r in records) == [0, 1, 2]  # the torn job ran again and is recorded whole
-    assert [r["job"] for r in records][-1] == torn_job
+    out = resumed.stdout + resumed.stderr
+    assert "results.jsonl line(s) 3 held no record" in out and "1 record(s) restored" in out
+    assert "resuming: 3 already completed" in out  # nothing reran: the job's own record stood
+    records = [json.loads(line) for line in results.read_text().splitlines()]  # every line whole
+    assert sorted(r["job"] for r in records) == [0, 1, 2]
+    assert [r for r in records if r["job"] == torn["job"]] == [torn]
     summary = yaml.safe_load((sweep_dir / "summary.yaml").read_text())
     assert (summary["completed"], summary["not_run"]) == (3, 0)
 
 
-def test_bad_result_lines(tmp_path: Path) -> None:
+def test_repair_drops_bad_lines_and_adds_the_records_it_lacks(tmp_path: Path) -> None:
     results = tmp_path / "results.jsonl"
+    record = {"job": 1, "status": "completed"}
     results.write_text('{"job": 0}\ngarbage\n[1]\n{"job": 1')
-    assert bad_result_lines(results) == [2, 3, 4]
-    assert results.read_text().endswith('{"job": 1\n')
+    claim(tmp_path, record)
+    claim(tmp_path, {"job": 2, "status": "failed"})
+    assert repair_results(tmp_path) == ([2, 3, 4], 2)
+    assert [json.loads(line) for line in results.read_text().splitlines()] == [
+        {"job": 0}, record, {"job": 2, "status": "failed"}]
+    assert repair_results(tmp_path) == ([], 0)  # nothing left to repair
+
+
+def test_a_jobs_first_record_stands(tmp_path: Path) -> None:
+    first = {"job": 3, "status": "completed", "return_value": 1}
+    assert claim(tmp_path, first) == first
+    assert claim(tmp_path, {"job": 3, "status": "failed"}) == first  # e.g. a requeued run's, or the launcher's
+    assert load_results(tmp_path) == {3: first}
+    assert sorted(os.listdir(tmp_path / ".grid_sweep" / "records")) == ["3.json"]  # no temporary left
 
 
 def test_existing_dir_archive_starts_over_keeping_the_earlier_records_aside(tmp_path: Path) -> None:

@@ -2,15 +2,14 @@
 
 Hydra's `run_job` catches a task's exception into the JobReturn and prints nothing, so with the
 basic launcher (and joblib, submitit) the job's `<job name>.log` stayed empty. The sweeper hands
-launchers the task wrapped in `TracebackToLog`, which appends the traceback to that file (the one
+launchers the task wrapped in `_job_record.RecordedTask`, which appends the traceback to that file (the one
 `hydra.job_logging`'s file handler writes, else `<output dir>/<job name>.log`) before re-raising.
 The sweep summary names the same file (`job_log_path`).
 """
-import functools
 import os
 import time
 import traceback
-from typing import Any, Optional
+from typing import Optional
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -30,22 +29,7 @@ def job_log_path(hydra_cfg: Optional[DictConfig]) -> str:
     return os.path.join(str(output_dir), f"{name}.log") if output_dir and name else ""
 
 
-class TracebackToLog:
-    """The task function, writing the traceback of an exception to the job's log file."""
-
-    def __init__(self, task: Any) -> None:
-        self.task = task
-        functools.update_wrapper(self, task)  # callbacks that look at the task see its name
-
-    def __call__(self, cfg: Any) -> Any:
-        try:
-            return self.task(cfg)
-        except Exception as error:
-            _append_traceback(error)
-            raise
-
-
-def _append_traceback(error: BaseException) -> None:
+def append_traceback(error: BaseException) -> None:
     from hydra.core.hydra_config import HydraConfig
 
     try:

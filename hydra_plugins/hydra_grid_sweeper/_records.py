@@ -7,7 +7,11 @@ from hydra_plugins.hydra_grid_sweeper._job_log import job_log_path
 
 
 def error_text(result: JobReturn) -> str:
-    error = result._return_value
+    return exception_text(result._return_value)
+
+
+def exception_text(error: object) -> str:
+    """`Type: message` of a failed job's exception (its record's error)."""
     if isinstance(error, BaseException):
         return f"{type(error).__name__}: {error}"
     return str(error)

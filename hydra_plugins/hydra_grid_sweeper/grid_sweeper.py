@@ -48,13 +48,14 @@ class GridSweeper(Sweeper):
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         from hydra.core.plugins import Plugins
 
-        from hydra_plugins.hydra_grid_sweeper._job_log import TracebackToLog
+        from hydra_plugins.hydra_grid_sweeper._job_record import RecordedTask
 
         self.config = config
         self.hydra_context = hydra_context
-        if not self.dry_run:  # the task keeps a failure's traceback in the job's log file
+        if not self.dry_run:  # each job records its own end in the sweep dir
+            task = RecordedTask(task_function, str(config.hydra.sweep.dir))
             self.launcher = Plugins.instance().instantiate_launcher(
-                hydra_context=hydra_context, task_function=TracebackToLog(task_function), config=config
+                hydra_context=hydra_context, task_function=task, config=config
             )
 
     def sweep(self, arguments: List[str]) -> Any:
