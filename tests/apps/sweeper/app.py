@@ -27,6 +27,7 @@ ConfigStore.instance().store(name="typed", node=AppConfig)
 @hydra.main(version_base=None, config_path="conf", config_name=os.environ.get("APP_CONFIG", "typed"))
 def main(cfg: Any) -> Any:
     out = HydraConfig.get().runtime.output_dir
+    _run_log(f"start {HydraConfig.get().job.num} {os.getpid()}")
     received = OmegaConf.to_container(cfg, resolve=True)
     received["job_num"] = HydraConfig.get().job.num
     with open(os.path.join(out, "received.json"), "w") as f:
@@ -46,10 +47,22 @@ def main(cfg: Any) -> Any:
         print(f"done with alpha={cfg.alpha}", flush=True)
     with open(os.path.join(out, "completed.txt"), "a") as f:  # one line per run that got to its end
         f.write("done\n")
+    _run_log(f"end {HydraConfig.get().job.num} {os.getpid()}")
     alpha = float(cfg.get("alpha", 0.0))
     if os.environ.get("RETURN_DICT"):  # a metric dict, as lightning-hydra-template returns
         return {"loss": alpha, "acc": round(1 - alpha, 6), "val": {"loss": 2 * alpha}, "note": "ok"}
     return alpha
+
+
+def _run_log(line: str) -> None:
+    """One line per event in RUN_LOG (shared by all jobs; a line is one append)."""
+    path = os.environ.get("RUN_LOG")
+    if path:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, (line + "\n").encode())
+        finally:
+            os.close(fd)
 
 
 if __name__ == "__main__":
