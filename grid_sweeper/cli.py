@@ -86,6 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
     launch.add_argument("--array_parallelism", type=int, default=256, help="slurm: array elements at once")
     launch.add_argument("--account", default=None, help="slurm: account")
     launch.add_argument("--qos", default=None, help="slurm: QOS")
+    launch.add_argument("--detach", action="store_true",
+                        help="slurm: submit every job and exit; the jobs record themselves (follow with "
+                             "gridsweep status|wait SWEEP_DIR)")
     run.add_argument("script", help="a .py file (run with this Python) or any executable")
     run.add_argument("script_args", nargs=argparse.REMAINDER, help="the script's own arguments")
     report = commands.add_parser(
@@ -103,6 +106,14 @@ def build_parser() -> argparse.ArgumentParser:
                     "alive and without Slurm accounting.",
     )
     status.add_argument("sweep_dir", help="a sweep's dir (the one holding grid_sweep.yaml)")
+    wait = commands.add_parser(
+        "wait", help="follow a sweep to its end", allow_abbrev=False,
+        description="Attach to a sweep whose launching process is gone (detached, hung up, killed): follow its "
+                    "Slurm jobs until every one has ended, with live progress, then write results.csv and "
+                    "summary.yaml. Exit 0 when every job completed, 1 otherwise. A live sweep in the dir is "
+                    "waited for.",
+    )
+    wait.add_argument("sweep_dir", help="a sweep's dir (the one holding grid_sweep.yaml)")
     report.add_argument("--metric", default=None, help="default: the sweep's own metric")
     direction = report.add_mutually_exclusive_group()
     direction.add_argument("--maximize", dest="maximize", action="store_true", default=None,
@@ -118,6 +129,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return make_report(args)
     if args.command == "status":
         return show_status(args)
+    if args.command == "wait":
+        return wait_for(args)
     try:
         return run_sweep(args)
     except KeyboardInterrupt as stop:  # outside the launchers, which end their jobs themselves
@@ -140,6 +153,24 @@ def show_status(args: argparse.Namespace) -> int:
         return 2
     print(text)
     return 0
+
+
+def wait_for(args: argparse.Namespace) -> int:
+    from grid_sweeper.attach import wait_for_sweep
+    from grid_sweeper.interrupts import exit_code, sigterm_as_interrupt
+    from grid_sweeper.status import NoSweep
+
+    try:
+        with sigterm_as_interrupt():
+            summary, text = wait_for_sweep(Path(args.sweep_dir))
+    except NoSweep as error:
+        print(f"gridsweep: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt as stop:  # the jobs go on: wait again, or resume
+        print(f"gridsweep: stopped waiting; the jobs go on: gridsweep wait {args.sweep_dir}", file=sys.stderr)
+        return exit_code(stop)
+    print(text, file=sys.stderr)
+    return 0 if summary["completed"] == summary["total"] else 1
 
 
 def make_report(args: argparse.Namespace) -> int:
@@ -208,6 +239,8 @@ def run_sweep(args: argparse.Namespace) -> int:
 
     if args.resume and args.sweep_dir is None:
         raise SweepSetupError("--resume needs --sweep_dir <the sweep's dir>")
+    if args.detach and args.launcher != "slurm":
+        raise SweepSetupError("--detach needs --launcher slurm: local jobs end with the process that runs them")
     command = script_command(args.script)
     tokens = parse_script_args(args.script_args, evaluate=args.strategy != "none")
     options = [t for t in tokens if isinstance(t, Option)]
@@ -266,6 +299,7 @@ def run_sweep(args: argparse.Namespace) -> int:
 
 
 def _launch_and_report(jobs: List[Any], session: SweepSession, swept: List[str], args: argparse.Namespace) -> int:
+    from grid_sweeper.events import Detached
     from grid_sweeper.interrupts import exit_code, sigterm_as_interrupt
     from grid_sweeper.script_metrics import MetricListener
 
@@ -285,6 +319,12 @@ def _launch_and_report(jobs: List[Any], session: SweepSession, swept: List[str],
                 stopped = _run_local(jobs, sweep_dir, listener, args)
     except KeyboardInterrupt as stop:  # between jobs, outside the launcher's own handling
         stopped = stop
+    except Detached as detached:
+        session.close()
+        print(f"gridsweep: detached: {detached}; each job records its own end in {sweep_dir}\n"
+              f"  where the sweep stands:  gridsweep status {sweep_dir}\n"
+              f"  follow it to its end:    gridsweep wait {sweep_dir}", file=sys.stderr)
+        return 0
     finally:
         recorder.close()
     summary, text = session.finish()
@@ -321,23 +361,30 @@ def _run_local(jobs: List[Any], sweep_dir: Path, listener: Any, args: argparse.N
 
 
 def _run_slurm(jobs: List[Any], sweep_dir: Path, listener: Any, args: argparse.Namespace) -> Optional[BaseException]:
-    from grid_sweeper.launch.slurm import SlurmOptions, SlurmRunner, command_task
+    from grid_sweeper.attach import adoptable, ledger_writer
+    from grid_sweeper.events import Detached
+    from grid_sweeper.launch.slurm import SlurmOptions, SlurmRunner, SlurmTask
+    from grid_sweeper.script_job import RecordedCommand
 
     options = SlurmOptions(
-        folder=str(sweep_dir / ".submitit" / "%j"), name="gridsweep", partition=args.partition,
+        folder=str(sweep_dir.absolute() / ".submitit" / "%j"), name="gridsweep", partition=args.partition,
         timeout_min=int(args.timeout_min or 60), gpus_per_node=args.gpus_per_node,
         cpus_per_task=args.cpus_per_task, mem_gb=args.mem_gb, array_parallelism=args.array_parallelism,
-        account=args.account, qos=args.qos, python=sys.executable,
+        account=args.account, qos=args.qos, python=sys.executable, detach=args.detach,
     )
-    tasks = []
-    for number, argv, overrides in jobs:
-        task = command_task(argv, number=number, cwd=os.getcwd())
-        task.overrides = overrides
-        tasks.append(task)
+    tasks = [SlurmTask(fn=RecordedCommand(argv, str(sweep_dir.absolute()), number, overrides, os.getcwd()),
+                       number=number, overrides=overrides, label=shlex.join(argv))
+             for number, argv, overrides in jobs]
+    runner = SlurmRunner(options, listener=listener, on_submitted=ledger_writer(sweep_dir, options),
+                         keep_on_hangup=True)
+    adopted = adoptable(runner, sweep_dir, [number for number, _, _ in jobs])
     try:
-        SlurmRunner(options, listener=listener).run(tasks)
+        runner.run(tasks, adopted=adopted, detach=args.detach)
     except KeyboardInterrupt as stop:
         return stop
+    if args.detach:
+        arrays = " ".join(a.array_id for a in runner.arrays)
+        raise Detached(len(tasks) - len(adopted), f"Slurm arrays {arrays}" if arrays else "")
     return None
 
 

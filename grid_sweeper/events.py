@@ -37,6 +37,16 @@ class JobEvent:
         return self.end - self.start
 
 
+class Detached(Exception):
+    """The launcher submitted the jobs and left them running, each to record its own end
+    (`hydra.launcher.detach`, `gridsweep run --detach`): the sweep is followed from its dir."""
+
+    def __init__(self, count: int, where: str = "") -> None:
+        super().__init__(f"{count} job(s) submitted{f' ({where})' if where else ''}")
+        self.count = count
+        self.where = where
+
+
 class JobListener(Protocol):
     """Receives events from a launch backend; every method is optional to act on."""
 

@@ -236,10 +236,12 @@ class SweepSession:
     # -- running and the end -------------------------------------------------------------------
     def recorder(self, swept: Sequence[str], eta: bool = True) -> Any:
         """The JobListener that records each job as it ends and shows progress."""
+        from grid_sweeper.definition import save_definition
         from grid_sweeper.progress import Progress
         from grid_sweeper.records import SweepRecorder
 
         self.swept = list(swept)
+        save_definition(self.sweep_dir, {**self.definition(), "swept": self.swept})  # for gridsweep wait
         return SweepRecorder(self.sweep_dir, self.size, self.swept, self.settings.max_failure_rate,
                              Progress(self.size, eta=eta), already_done=self.already_done)
 

@@ -37,4 +37,26 @@ def sweep_status(sweep_dir: Path) -> Tuple[Dict[str, Any], str]:
         pending = "not run (resume to run them)"
     text = summary_text(summary).replace(" not run", f" {pending}", 1)
     lines = [f"Sweep {sweep_dir}: {definition.get('strategy')}, {summary['total']} job(s); {state}", text]
+    slurm = _slurm_line(sweep_dir, summary)
+    if slurm:
+        lines.insert(2, slurm)
     return summary, "\n".join(lines)
+
+
+def _slurm_line(sweep_dir: Path, summary: Dict[str, Any]) -> str:
+    """Where the submitted jobs without a record stand on Slurm (its controller, no accounting)."""
+    from grid_sweeper.attach import slurm_states
+    from grid_sweeper.records import load_results
+
+    counts = slurm_states(sweep_dir, set(load_results(sweep_dir)))
+    summary["slurm"] = counts
+    if not counts["submitted"]:
+        return ""
+    unsubmitted = summary["not_run"] - counts["submitted"]
+    if counts.get("unreachable"):
+        where = f"{counts['submitted']} submitted without a record yet (Slurm's controller unreachable)"
+    else:
+        ended = counts["submitted"] - counts["pending"] - counts["running"]
+        where = (f"on Slurm: {counts['pending']} pending, {counts['running']} running"
+                 + (f", {ended} ended without a record yet" if ended else ""))
+    return where + (f"; {unsubmitted} not submitted" if unsubmitted > 0 else "")

@@ -32,13 +32,14 @@ class SweepDirLock:
         self.path = Path(sweep_dir) / LOCK_FILE
         self.fd: Optional[int] = None
 
-    def acquire(self) -> SweepDirLock:
+    def acquire(self, wait: bool = False) -> SweepDirLock:
+        """Hold the dir; `wait`: until the live sweep holding it ends, else refuse at once."""
         import fcntl
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
         except OSError as error:
             if error.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
                 # a filesystem without flock (Lustre mounted noflock: ENOSYS; ENOLCK, EOPNOTSUPP):

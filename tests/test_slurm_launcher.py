@@ -290,16 +290,6 @@ def _interrupted(tmp_path: Path, sweep_dir: Path, args: List[str], signum: int) 
     return proc.returncode, output
 
 
-def test_sigterm_on_a_grid_sweep_cancels_records_and_exits_143(slurm_env, tmp_path: Path) -> None:
-    sweep_dir = tmp_path / "sweep"
-    code, output = _interrupted(tmp_path, sweep_dir, ["hydra/sweeper=grid", "a=[1,2]", "slow=[[1,2]]", "slow_s=300"],
-                                signal.SIGTERM)
-    assert code == 143 and "Traceback" not in output, output
-    assert re.search(r"Interrupted: cancelled 2 unfinished Slurm job\(s\)", output)
-    assert f"Sweep interrupted: resume it with hydra.sweep.dir={sweep_dir} hydra.sweeper.resume=true" in output
-    assert f"summary.yaml: {sweep_dir / 'summary.yaml'}" in output
-
-
 def test_failure_guard_cancels_pending_array_elements(slurm_env, tmp_path: Path) -> None:
     proc, sweep_dir = sweep(tmp_path, "hydra/sweeper=grid", "a=[1,2,3,4,5,6]",
                             "fail=[[1,2,3,4,5,6]]", "hydra.sweeper.max_failure_rate=0.2",

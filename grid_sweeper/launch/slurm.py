@@ -6,18 +6,24 @@ checkpoint/requeue machinery applies (`max_num_timeout`, `Checkpointable`). Task
 `sbatch --array` chunks of at most the cluster's MaxArraySize, throttled so that no more than
 `array_parallelism` run at once. Results are read from the result files as they appear; jobs
 that end without one are found from the controller's states (squeue/scontrol, no accounting
-needed) and become `SlurmJobError`s. Ctrl-C (or SIGTERM) cancels what was submitted when
-`cancel_on_interrupt`.
+needed) and become `SlurmJobError`s. Ctrl-C cancels what was submitted when
+`cancel_on_interrupt`; SIGTERM and SIGHUP (an ssh disconnect) do too, unless the jobs record
+themselves (`keep_on_hangup`): then they go on and `gridsweep wait` or a resume collects them.
+
+Every `sbatch` is told to `on_submitted` the moment it returns (the sweep's ledger), jobs already
+on Slurm from an earlier run of the sweep are adopted (`run(..., adopted=...)`: watched, never
+submitted again), and `detach` submits everything and returns without waiting.
 """
 from __future__ import annotations
 
 import contextlib
 import logging
+import signal
 import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from submitit.core.utils import DelayedSubmission, JobPaths
 
@@ -37,7 +43,7 @@ from .slurm_results import (
     task_error,
 )
 from .slurm_script import first_folder_without_ids, sbatch_script
-from .slurm_state import FINAL_STATES, VANISHED, JobState, SlurmClient
+from .slurm_state import FINAL_STATES, VANISHED, JobState, SlurmClient, split_ids
 
 __all__ = [
     "SlurmJobError", "SlurmOptions", "SlurmResult", "SlurmRunner", "SlurmTask", "command_task",
@@ -51,6 +57,11 @@ _PENDING_LOOKS = 256
 
 Describe = Callable[[SlurmResult], JobEvent]
 Finalize = Callable[[SlurmResult], None]
+#: (array id, [(job number, Slurm job id, overrides)]) of each sbatch, told as it returns
+OnSubmitted = Callable[[str, List[Tuple[int, str, List[str]]]], None]
+
+#: what became of a job submitted earlier (`SlurmRunner.classify`)
+ON_SLURM, HAS_RESULT, GONE = "on_slurm", "has_result", "gone"
 
 
 def command_task(argv: Sequence[str], number: int = 0, cwd: Optional[str] = None,
@@ -81,6 +92,7 @@ class _Job:
     job_id: str
     array_id: str
     logs: Dict[str, str]
+    folder: str
     start: Optional[float] = None
     started_sent: bool = False
     ended_since: Optional[float] = None
@@ -100,8 +112,11 @@ class SlurmRunner:
 
     def __init__(self, options: SlurmOptions, listener: Optional[JobListener] = None,
                  client: Optional[SlurmClient] = None, describe: Optional[Describe] = None,
-                 finalize: Optional[Finalize] = None) -> None:
+                 finalize: Optional[Finalize] = None, on_submitted: Optional[OnSubmitted] = None,
+                 keep_on_hangup: bool = False) -> None:
         self.options = options
+        self.on_submitted = on_submitted
+        self.keep_on_hangup = keep_on_hangup
         self.listener: JobListener = listener if listener is not None else NullListener()
         self.client = client if client is not None else SlurmClient()
         self.describe = describe or default_event
@@ -117,30 +132,76 @@ class SlurmRunner:
 
     # -- public -----------------------------------------------------------------------------
 
-    def run(self, tasks: Sequence[SlurmTask]) -> List[SlurmResult]:
+    def run(self, tasks: Sequence[SlurmTask], adopted: Optional[Dict[int, Tuple[str, str]]] = None,
+            detach: bool = False) -> List[SlurmResult]:
+        """Run the tasks; results in task order. `adopted`: task index -> (Slurm job id, its
+        submitit folder) of a job an earlier run submitted, watched instead of submitted.
+        `detach`: submit every task now and return [] without waiting."""
         self._tasks = list(tasks)
         self._results = [None] * len(self._tasks)
-        self._queue = list(range(len(self._tasks)))
+        self._adopt(adopted or {})
+        self._queue = [i for i in range(len(self._tasks)) if self._results[i] is None
+                       and i not in {j.index for j in self._live.values()}]
         if not self._tasks:
             return []
         chunk = self.client.max_array_size()
         tick = min(1.0, float(self.options.poll_interval_s))
-        with sigterm_as_interrupt():  # a killed sweep cancels its jobs
+        with sigterm_as_interrupt():  # a killed sweep cancels its jobs (or leaves them recording)
             try:
+                if detach:
+                    self._submit_all(chunk)
+                    return []
                 while self._queue or self._live:
                     self._submit_more(chunk)
                     self._poll()
                     if self._live:
                         time.sleep(tick)
-            except KeyboardInterrupt:
-                self._interrupted()
+            except KeyboardInterrupt as stop:
+                self._interrupted(stop)
                 raise
             except BaseException:
                 self._left_running()
                 raise
         return [r for r in self._results if r is not None]
 
+    # -- jobs submitted earlier -------------------------------------------------------------
+
+    def classify(self, jobs: Dict[str, str]) -> Dict[str, str]:
+        """What became of jobs an earlier run submitted (Slurm job id -> its submitit folder):
+        ON_SLURM (pending, running, requeued), HAS_RESULT (its result file is there) or GONE
+        (ended without a result, or forgotten by the controller). None of them is waited for."""
+        states = self.client.queue_states({split_ids(j)[0] for j in jobs}) or {}
+        found: Dict[str, str] = {}
+        for job_id, folder in jobs.items():
+            result = result_files(folder, job_id, 1)[0]
+            refresh_folder(result.parent)
+            state = states.get(job_id) or self.client.job_state(job_id)
+            if result.exists():
+                found[job_id] = HAS_RESULT
+            elif state is not None and state.active:
+                found[job_id] = ON_SLURM
+            else:
+                found[job_id] = GONE
+        return found
+
+    def _adopt(self, adopted: Dict[int, Tuple[str, str]]) -> None:
+        for index, (job_id, folder) in adopted.items():
+            logs = log_paths(folder, job_id, stderr_to_stdout=self.options.stderr_to_stdout)
+            self._live[job_id] = _Job(index, job_id, split_ids(job_id)[0], logs, folder)
+        if adopted:
+            ids = sorted(job_id for job_id, _ in adopted.values())
+            log.info("Adopted %d job(s) this sweep submitted earlier, still on Slurm or ended with a "
+                     "result: %s", len(ids), " ".join(ids[:20]) + (" ..." if len(ids) > 20 else ""))
+
     # -- submission -------------------------------------------------------------------------
+
+    def _submit_all(self, chunk: int) -> None:
+        """Detached: every task submitted now, each array throttled to `array_parallelism`."""
+        limit = int(self.options.array_parallelism)
+        while self._queue:
+            indexes = self._queue[:chunk]
+            self._submit_array(indexes, min(len(indexes), limit))
+            del self._queue[:len(indexes)]
 
     def _submit_more(self, chunk: int) -> None:
         limit = int(self.options.array_parallelism)
@@ -183,9 +244,10 @@ class SlurmRunner:
             raise
         array = _Array(array_id, throttle, [f"{array_id}_{k}" for k in range(len(indexes))])
         self.arrays.append(array)
+        self._tell_submitted(array, indexes)
         for job_id, index in zip(array.jobs, indexes):
             logs = log_paths(opts.folder, job_id, stderr_to_stdout=opts.stderr_to_stdout)
-            self._live[job_id] = _Job(index, job_id, array_id, logs)
+            self._live[job_id] = _Job(index, job_id, array_id, logs, opts.folder)
         # the jobs wait (up to 60 s) for their pickle, named after their id
         for job_id, path in zip(array.jobs, pickles):
             target = JobPaths(opts.folder, job_id=job_id).submitted_pickle
@@ -200,6 +262,16 @@ class SlurmRunner:
             task = self._tasks[job.index]
             log.info("\t#%d %s : %s -> %s", task.number, job_id,
                      task.label or " ".join(task.overrides), job.logs["stdout"])
+
+    def _tell_submitted(self, array: _Array, indexes: List[int]) -> None:
+        if self.on_submitted is None:
+            return
+        jobs = [(self._tasks[i].number, job_id, list(self._tasks[i].overrides))
+                for job_id, i in zip(array.jobs, indexes)]
+        try:
+            self.on_submitted(array.array_id, jobs)
+        except Exception:  # noqa: BLE001 - the jobs run; only a later resume would not know them
+            log.exception("could not write the ledger entry of Slurm array %s", array.array_id)
 
     def _accepting(self) -> bool:
         try:
@@ -267,7 +339,7 @@ class SlurmRunner:
             return
         if job.ended_since is None:
             job.ended_since = now
-        refresh_folder(result_files(self.options.folder, job.job_id, 1)[0].parent)
+        refresh_folder(result_files(job.folder, job.job_id, 1)[0].parent)
         if self._results_ready(job, ended=True):
             self._finish_from_files(job)
             return
@@ -285,13 +357,13 @@ class SlurmRunner:
         if state is not None:
             self._observe(job, state, now)
             return
-        refresh_folder(result_files(self.options.folder, job.job_id, 1)[0].parent)
+        refresh_folder(result_files(job.folder, job.job_id, 1)[0].parent)
         if self._results_ready(job, ended=True):
             self._finish_from_files(job)
             return
         state = self.client.accounting_state(job.job_id)
         if state is not None and not state.active:
-            self._finish_failed(job, state.state, state.describe())
+            self._finish_failed(job, state.state, state.describe(), state)
             return
         self._finish_failed(job, VANISHED, "VANISHED (unknown to squeue and scontrol, "
                             f"no result file after {self.options.vanished_grace_s:.0f} s)")
@@ -314,7 +386,7 @@ class SlurmRunner:
                 logs=dict(job.logs))
 
     def _results_ready(self, job: _Job, ended: bool = False) -> bool:
-        files = result_files(self.options.folder, job.job_id, self.options.num_tasks)
+        files = result_files(job.folder, job.job_id, self.options.num_tasks)
         return files[0].exists() and (ended or all(f.exists() for f in files[1:]))
 
     def _raise_throttle(self) -> None:
@@ -333,7 +405,7 @@ class SlurmRunner:
     # -- ending -----------------------------------------------------------------------------
 
     def _finish_from_files(self, job: _Job) -> None:
-        files = result_files(self.options.folder, job.job_id, self.options.num_tasks)
+        files = result_files(job.folder, job.job_id, self.options.num_tasks)
         outcomes = [read_outcome(f) for f in files if f.exists()]
         errors = [value for outcome, value in outcomes if outcome != "success"]
         last = job.last_state
@@ -344,17 +416,27 @@ class SlurmRunner:
             state = last.state if last is not None and not last.active else "COMPLETED"
             self._store(job.index, job.job_id, state, value=outcomes[0][1], ok=True, job=job)
 
-    def _finish_failed(self, job: _Job, state: str, state_text: str) -> None:
+    def _finish_failed(self, job: _Job, state: str, state_text: str,
+                       known: Optional[JobState] = None) -> None:
+        """A job that ended without a result; its duration is the time it ran, as far as Slurm says."""
+        known = known or job.last_state
+        if known is not None and known.start_time is not None and known.state != "PENDING":
+            job.start = job.start or known.start_time
+        end = known.end_time if known is not None and not known.active else None
         self._store(job.index, job.job_id, state,
-                    error=ended_without_result(job.job_id, state_text, state, job.logs), job=job)
+                    error=ended_without_result(job.job_id, state_text, state, job.logs), job=job,
+                    end=end)
 
     def _store(self, index: int, job_id: str, state: str, value: Any = None, ok: bool = False,
-               error: Optional[BaseException] = None, job: Optional[_Job] = None) -> None:
+               error: Optional[BaseException] = None, job: Optional[_Job] = None,
+               end: Optional[float] = None) -> None:
         if job is not None and not job.started_sent:
             self._send_started(job)  # listeners see a start before the end, and its time
         result = SlurmResult(index, self._tasks[index], job_id=job_id, state=state, ok=ok,
                              value=value, error=error, logs=dict(job.logs) if job else {},
-                             start=job.start if job else None, end=time.time())
+                             start=job.start if job else None,
+                             end=end if end is not None and job and job.start and end >= job.start
+                             else time.time())
         if job is not None:
             self._live.pop(job.job_id, None)
         if self.finalize is not None:
@@ -397,9 +479,15 @@ class SlurmRunner:
 
     # -- interruption -----------------------------------------------------------------------
 
-    def _interrupted(self) -> None:
+    def _interrupted(self, stop: BaseException) -> None:
         arrays = sorted({job.array_id for job in self._live.values()}, key=int)
         if not arrays:
+            return
+        hangup = getattr(stop, "signum", signal.SIGINT) in (signal.SIGTERM, signal.SIGHUP)
+        if hangup and self.keep_on_hangup:
+            log.warning("%s: %d Slurm job(s) keep running and record themselves; collect them with "
+                        "`gridsweep wait` or a resume (to cancel them: scancel %s)",
+                        signal.Signals(stop.signum).name, len(self._live), " ".join(arrays))  # type: ignore
             return
         if self.options.cancel_on_interrupt:
             self.client.cancel(arrays)

@@ -43,6 +43,7 @@ class SlurmOptions:
     python: Optional[str] = None
     additional_parameters: Dict[str, Any] = field(default_factory=dict)
     cancel_on_interrupt: bool = True
+    detach: bool = False  # submit everything and return: the jobs record themselves
     poll_interval_s: float = 5.0
     # how long a job that Slurm says ended may take to show its result file (shared filesystems lag)
     result_grace_s: float = 15.0

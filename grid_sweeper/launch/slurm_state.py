@@ -30,7 +30,7 @@ STARTED_STATES = frozenset({"RUNNING", "COMPLETING", "SUSPENDED", "SIGNALING", "
                             "STOPPED"})
 VANISHED = "VANISHED"
 
-_SQUEUE_FORMAT = "JobArrayID:|,State:|,Reason:|,exit_code:|,StartTime:|"
+_SQUEUE_FORMAT = "JobArrayID:|,State:|,Reason:|,exit_code:|,StartTime:|,EndTime:|,RestartCnt:|"
 _TRANSIENT = ("timed out", "temporarily", "unable to contact", "try again", "socket",
               "connection refused", "resource temporarily unavailable")
 
@@ -48,6 +48,8 @@ class JobState:
     reason: str = ""
     exit_code: str = ""
     start_time: Optional[float] = None
+    end_time: Optional[float] = None  # when it ended (for an active job: Slurm's expected end)
+    restarts: int = 0  # times Slurm requeued it (node failure, preemption, scontrol requeue)
 
     @property
     def active(self) -> bool:
@@ -64,6 +66,8 @@ class JobState:
             extra.append(f"reason {self.reason}")
         if self.exit_code:
             extra.append(self.exit_code)
+        if self.restarts:
+            extra.append(f"requeued {self.restarts} time(s)")
         return f"{self.state} ({', '.join(extra)})" if extra else self.state
 
 
@@ -186,7 +190,7 @@ class SlurmClient:
         if self._sacct_usable is False:
             return None
         result = self.run(["sacct", "--noheader", "--parsable2", "--allocations",
-                           f"--jobs={job_id}", "--format=JobID,State,ExitCode"])
+                           f"--jobs={job_id}", "--format=JobID,State,ExitCode,Start,End"])
         if result.returncode != 0:
             self._sacct_usable = False
             log.debug("sacct unusable (%s); job states come from squeue/scontrol only",
@@ -196,20 +200,23 @@ class SlurmClient:
         for line in result.stdout.splitlines():
             parts = line.split("|")
             if len(parts) >= 3 and parts[0] == job_id:
-                return JobState(job_id, _state_word(parts[1]), "", _colon_exit(parts[2]))
+                parts += ["", ""]
+                return JobState(job_id, _state_word(parts[1]), "", _colon_exit(parts[2]),
+                                _timestamp(parts[3]), _timestamp(parts[4]))
         return None
 
 
 def parse_squeue(text: str) -> Dict[str, JobState]:
-    """Parses `squeue --array --Format=JobArrayID:|,State:|,Reason:|,exit_code:|,StartTime:|`."""
+    """Parses `squeue --array --Format=JobArrayID:|,State:|,Reason:|,exit_code:|,StartTime:|,
+    EndTime:|,RestartCnt:|` (the last two may be missing)."""
     states: Dict[str, JobState] = {}
     for line in text.splitlines():
-        parts = [p.strip() for p in line.split("|")] + [""]
-        if len(parts) < 5 or not parts[0]:
+        parts = [p.strip() for p in line.split("|")] + ["", "", ""]
+        if len(parts) < 8 or not parts[0]:
             continue
-        job_id, state, reason, code, start = parts[:5]
+        job_id, state, reason, code, start, end, restarts = parts[:7]
         states[job_id] = JobState(job_id, _state_word(state), reason, _wait_status(code),
-                                  _timestamp(start))
+                                  _timestamp(start), _timestamp(end), _count(restarts))
     return states
 
 
@@ -221,7 +228,12 @@ def parse_scontrol_job(line: str) -> Optional[JobState]:
     array_job, task = fields.get("ArrayJobId"), fields.get("ArrayTaskId")
     job_id = f"{array_job}_{task}" if array_job and task else fields.get("JobId", "")
     return JobState(job_id, _state_word(fields["JobState"]), fields.get("Reason", ""),
-                    _colon_exit(fields.get("ExitCode", "")), _timestamp(fields.get("StartTime", "")))
+                    _colon_exit(fields.get("ExitCode", "")), _timestamp(fields.get("StartTime", "")),
+                    _timestamp(fields.get("EndTime", "")), _count(fields.get("Restarts", "")))
+
+
+def _count(text: str) -> int:
+    return int(text) if text.strip().isdigit() else 0
 
 
 def _timestamp(text: str) -> Optional[float]:

@@ -6,7 +6,7 @@ from typing import Any, Dict, List, Optional
 @dataclass
 class GridSlurmLauncherConf:
     """Everything hydra-submitit-launcher's `submitit_slurm` offers, plus srun_args, use_srun,
-    python, teardown, cancel_on_interrupt and poll_interval_s."""
+    python, teardown, cancel_on_interrupt, detach and poll_interval_s."""
 
     _target_: str = "hydra_plugins.hydra_grid_sweeper.slurm_launcher.GridSlurmLauncher"
 
@@ -53,7 +53,10 @@ class GridSlurmLauncherConf:
     python: Optional[str] = None
     # any other sbatch option, e.g. {mail-user: me@example.org, mail-type: END}
     additional_parameters: Optional[Dict[str, Any]] = field(default_factory=dict)
-    # Ctrl-C (or SIGTERM) on the sweep cancels its unfinished jobs
+    # Ctrl-C on the sweep cancels its unfinished jobs (SIGTERM/SIGHUP too, except under the grid
+    # sweeper, whose jobs record themselves: they go on, for `gridsweep wait` or a resume)
     cancel_on_interrupt: bool = True
+    # submit every job, write the ledger and exit; follow with `gridsweep status|wait SWEEP_DIR`
+    detach: bool = False
     # seconds between two looks at the queue (result files are looked at every second)
     poll_interval_s: float = 5.0

@@ -159,9 +159,14 @@ class SweepRun:
 
     # -- running -------------------------------------------------------------------------------
     def _run(self, session: SweepSession, jobs: Any, numbers: Sequence[int], swept: List[str]) -> Any:
+        from grid_sweeper.events import Detached
         from grid_sweeper.interrupts import exit_code, sigterm_as_interrupt
 
         assert self.launcher is not None
+        batch_size = self.sweeper.max_batch_size
+        if getattr(self.launcher, "detaches", False) and batch_size and batch_size < len(numbers):
+            raise GridSweepError("hydra.launcher.detach=true submits the whole sweep at once, and later "
+                                 "batches would need this process: drop hydra.sweeper.max_batch_size")
         recorder = session.recorder(swept, eta=_numbered(self.launcher))  # else whole batches: no ETA
         returns: List[Sequence[JobReturn]] = []
         try:
@@ -174,6 +179,15 @@ class SweepRun:
                     runnable = self._validate(jobs.subset(chunk), chunk, recorder)
                     if len(runnable):
                         returns.extend(self._launch(jobs, runnable, recorder))
+        except Detached as detached:
+            recorder.close()
+            session.close()
+            where = session.sweep_dir
+            log.info(f"Detached: {detached}; each job records its own end in {where}\n"
+                     f"  where the sweep stands:  gridsweep status {where}\n"
+                     f"  follow it to its end:    gridsweep wait {where}  (results.csv, summary.yaml)\n"
+                     "  or rerun this command with hydra.sweeper.resume=true: it adopts the jobs")
+            return returns
         except KeyboardInterrupt as stop:
             recorder.close()
             self._report(session)

@@ -162,6 +162,11 @@ class GridSlurmLauncher(Launcher):
         self.task_function = task_function
         self._cache = install(hydra_context.config_loader, config)
 
+    @property
+    def detaches(self) -> bool:
+        """Whether a launch submits the jobs and returns without waiting (`detach`)."""
+        return bool(self.params.get("detach"))
+
     def options(self) -> Any:
         """The engine's SlurmOptions from this launcher's config."""
         from grid_sweeper.launch.slurm import SlurmOptions
@@ -209,15 +214,29 @@ class GridSlurmLauncher(Launcher):
             tasks.append(SlurmTask(fn=job, number=number, overrides=list(overrides),
                                    label=" ".join(filter_overrides(overrides))))
         self._output_dirs = {}
-        runner = SlurmRunner(options, listener=listener, describe=self._event,
-                             finalize=self._finalize)
+        from grid_sweeper.attach import adoptable, ledger_writer
+
+        recorded = listener is not None  # under the grid sweeper: the jobs record themselves
+        runner = SlurmRunner(options, listener=listener, describe=self._event, finalize=self._finalize,
+                             on_submitted=ledger_writer(sweep_dir, options) if recorded else None,
+                             keep_on_hangup=recorded)
+        adopted = adoptable(runner, sweep_dir, numbers) if recorded else {}
+        if options.detach and not recorded:
+            raise ValueError("hydra.launcher.detach=true needs hydra/sweeper=grid: only its jobs record "
+                             "themselves for `gridsweep wait` to collect")
         try:
-            results = runner.run(tasks)
+            results = runner.run(tasks, adopted=adopted, detach=options.detach)
         except KeyboardInterrupt as stop:
             end_interrupted(stop, listener)
             raise
         finally:
-            Path(shared).unlink(missing_ok=True)  # every job has ended (or was cancelled)
+            if not options.detach:
+                Path(shared).unlink(missing_ok=True)  # every job has ended (or was cancelled)
+        if options.detach:
+            from grid_sweeper.events import Detached
+
+            arrays = " ".join(a.array_id for a in runner.arrays)
+            raise Detached(len(tasks) - len(adopted), f"Slurm arrays {arrays}" if arrays else "")
         return [r.value if isinstance(r.value, JobReturn) else self._failed_return(r, False)[0]
                 for r in results]
 
