@@ -192,6 +192,25 @@ def test_slurm_launcher_runs_each_command_on_the_cluster(tmp_path: Path, slurm_e
     assert "Sweep summary: 2 completed, 1 failed of 3" in proc.stderr
 
 
+def test_slurm_detach_then_wait_collects_what_each_job_recorded_on_its_node(tmp_path: Path, slurm_env: Any) -> None:
+    record = tmp_path / "rec.jsonl"
+    proc = gridsweep(tmp_path, "--launcher", "slurm", "--detach", "--sweep_dir", "s", str(SCRIPT),
+                     "--beta", "[1, 2, 3]", "--fail_on_beta", "2", "--record", str(record))
+    assert proc.returncode == 0, proc.stderr
+    assert "gridsweep: detached: 3 job(s) submitted (Slurm arrays" in proc.stderr
+    assert "gridsweep wait s" in proc.stderr
+    waited = subprocess.run([sys.executable, "-m", "grid_sweeper.cli", "wait", "s"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=120)
+    assert waited.returncode == 1, waited.stderr  # one job failed
+    assert "Sweep summary: 2 completed, 1 failed of 3" in waited.stderr
+    assert sorted(r["beta"] for r in received(record)) == [1, 2, 3]  # each ran once
+    own = {int(p.stem): json.loads(p.read_text()) for p in (tmp_path / "s" / ".grid_sweep" / "records").glob("*.json")}
+    assert own[0]["return_value"] == {"loss": 1.0} and re.fullmatch(r"\d+_0", own[0]["job_id"])
+    assert own[1]["status"] == "failed" and own[1]["error"] == "exited with code 3: beta=2 is cursed"
+    table = {r["job"]: r for r in map(json.loads, (tmp_path / "s" / "results.jsonl").read_text().splitlines())}
+    assert table == own
+
+
 def test_hydra_style_key_value_flags(tmp_path: Path) -> None:
     proc = gridsweep(tmp_path, "--dry-run", str(SCRIPT), "lr=[0.1, 0.01]", "+extra=range(2)", "plain", "--record", "r")
     assert proc.returncode == 0, proc.stderr
