@@ -462,6 +462,48 @@ class SlurmCluster:
             self.run(["scontrol", "update", f"NodeName={','.join(names)}", "State=RESUME"])
         return names
 
+    def fail_node(self, name: str) -> List[str]:
+        """The node dies: its slurmd, the job steps on it and their processes are SIGKILLed at once,
+        and the controller is told the node is DOWN (what it concludes itself after SlurmdTimeout),
+        so its jobs end NODE_FAIL and Slurm requeues them. Returns the ids of the jobs that ran there."""
+        out = self.run(["squeue", "--noheader", "--states=RUNNING,COMPLETING", "-w", name, "--format=%A"]).stdout
+        jobs = sorted({line.strip() for line in out.splitlines() if line.strip()})
+        victims = []
+        for pid in _all_pids():
+            env = _proc_environ(pid)
+            try:
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            step = cmdline.startswith("slurmstepd") and any(f"[{job}." in cmdline for job in jobs)
+            if step or (env.get("SLURM_CONF") == str(self.conf_path) and env.get("SLURM_JOB_ID") in jobs):
+                victims.append(pid)
+        slurmd = self._procs.get(f"slurmd-{name}")
+        if slurmd is not None:
+            victims.append(slurmd.pid)
+        for pid in victims:
+            _kill(pid, signal.SIGKILL)
+        self._wait_dead(victims, 10)
+        # the node's local state is lost with it (else its next slurmd purges the dead jobs' spool
+        # dirs while the requeued runs of the same jobs launch there, and they fail to launch)
+        for leftover in self._dir("spool", name).glob("job*"):
+            shutil.rmtree(leftover, ignore_errors=True)
+        self.run(["scontrol", "update", f"NodeName={name}", "State=DOWN", "Reason=node_failure_test"])
+        return jobs
+
+    def restore_node(self, name: str, timeout: float = 60) -> None:
+        """Start the node's slurmd again and put it back into service."""
+        self._spawn(f"slurmd-{name}", [which("slurmd") or "slurmd", "-D", "-N", name])
+        deadline = time.monotonic() + timeout
+        while True:
+            self.run(["scontrol", "update", f"NodeName={name}", "State=RESUME"], check=False)
+            state = self.node_states().get(name, "")
+            if not any(bad in state for bad in ("down", "drain", "fail", "unk")):
+                return
+            if time.monotonic() > deadline:
+                raise SlurmClusterError(f"node {name} did not come back: {state}")
+            time.sleep(0.5)
+
     def release_held_back(self, *job_ids: str) -> List[str]:
         """Make pending jobs held back by a begin time eligible now; returns their ids.
 

@@ -127,3 +127,33 @@ def test_detach_then_status_then_wait(slurm_env, tmp_path: Path) -> None:
     assert records[1]["logs"]["log"].endswith(".log") and os.path.exists(records[1]["logs"]["log"])
     after = gridsweep("status", str(sweep_dir))
     assert "Sweep summary: 2 completed, 1 failed of 3" in after.stdout
+
+
+def test_a_node_failure_requeues_its_jobs_and_each_is_recorded_once(slurm_env, tmp_path: Path) -> None:
+    sweep_dir = tmp_path / "sweep"
+    proc = start(tmp_path, sweep_dir, ["a=[1,2,3,4]", "sleep_s=8"])
+    try:
+        for number in range(4):
+            wait_for(sweep_dir / str(number) / "started.json", 60, proc)
+        node = next(row["nodes"] for row in slurm_env.squeue(all_states=False) if row["state"] == "RUNNING")
+        assert slurm_env.fail_node(node)
+        slurm_env.restore_node(node)
+        deadline = time.monotonic() + 60
+        while not slurm_env.release_held_back():  # requeued, held back by a begin time
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.5)
+        output, _ = proc.communicate(timeout=180)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, output
+    requeued = re.findall(r"#(\d+) \S+ requeued by Slurm \((\w+)", output)
+    assert requeued, output
+    again = runs(sweep_dir, 4)
+    assert sorted(again) in ([1, 1, 1, 2], [1, 1, 2, 2], [1, 2, 2, 2], [2, 2, 2, 2]) and 2 in again
+    records = own_records(sweep_dir)
+    assert sorted(records) == [0, 1, 2, 3] and all(r["status"] == "completed" for r in records.values())
+    assert {n for n, r in records.items() if r.get("slurm_restarts")} == {n for n in range(4) if again[n] == 2}
+    lines = [json.loads(line) for line in (sweep_dir / "results.jsonl").read_text().splitlines()]
+    assert sorted(r["job"] for r in lines) == [0, 1, 2, 3]  # one record each

@@ -331,6 +331,9 @@ class SlurmRunner:
             self._observe_unknown(job, now)
             return
         job.unknown_since = None
+        if state.restarts > (job.last_state.restarts if job.last_state is not None else 0):
+            log.warning("#%d %s requeued by Slurm (%s): it runs again, and is recorded once",
+                        self._tasks[job.index].number, job.job_id, state.describe())
         job.last_state = state
         if state.started and not job.started_sent:
             self._send_started(job)
