@@ -229,6 +229,7 @@ class SlurmCluster:
     MIN_JOB_AGE = 300
     KILL_WAIT = 2
     CRED_EXPIRE = 20
+    RETURN_SETTLE_S = 4
 
     def __init__(
         self,
@@ -499,6 +500,10 @@ class SlurmCluster:
             self.run(["scontrol", "update", f"NodeName={name}", "State=RESUME"], check=False)
             state = self.node_states().get(name, "")
             if not any(bad in state for bad in ("down", "drain", "fail", "unk")):
+                # The controller tells a returning node to clean up the jobs it lost, some seconds
+                # after it registers; a requeued run of one of them launched there before that is
+                # cleaned up with them (JobLaunchFailure). No event marks the end of it: wait it out.
+                time.sleep(self.RETURN_SETTLE_S)
                 return
             if time.monotonic() > deadline:
                 raise SlurmClusterError(f"node {name} did not come back: {state}")

@@ -228,10 +228,9 @@ class GridSlurmLauncher(Launcher):
             results = runner.run(tasks, adopted=adopted, detach=options.detach)
         except KeyboardInterrupt as stop:
             end_interrupted(stop, listener)
-            raise
-        finally:
-            if not options.detach:
-                Path(shared).unlink(missing_ok=True)  # every job has ended (or was cancelled)
+            raise  # jobs left running (a hangup, a detach) still need the shared pickle
+        if not options.detach:
+            Path(shared).unlink(missing_ok=True)  # every job has ended
         if options.detach:
             from grid_sweeper.events import Detached
 
