@@ -325,6 +325,11 @@ class LocalPool:
         self._judge(res, run, returncode)
         if self.console is not None:
             self.console.finish(run.proc.pid)
+        if self._stopping and res.status == FAILED:
+            # stopped by the sweep's interruption: not a failure of the job, and no record, so the
+            # sweep counts it as not run and a resume runs it again
+            log.warning("%s %s (stderr: %s)", spec.name, res.error, res.stderr_path)
+            return
         if res.status == FAILED:
             log.warning("%s failed: %s (stderr: %s)", spec.name, res.error, res.stderr_path)
         self._notify("job_finished", self._event(res, res.status))
