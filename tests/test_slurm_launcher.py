@@ -223,8 +223,8 @@ def test_failed_cancelled_and_timed_out_jobs_are_reported_while_others_succeed(s
             "slow=[3,4,5]",
             "slow_s=300",
             "ignore_signals=[3,5]",
-            "hydra.launcher.timeout_min=1",
-            "hydra.launcher.signal_delay_s=50",
+            "hydra.launcher.timeout_min=2",  # the checkpoint signal 20 s in: a loaded machine starts
+            "hydra.launcher.signal_delay_s=100",  # the fast jobs' interpreters before it comes
             "hydra.launcher.use_srun=false",
         ],
     )

@@ -21,7 +21,7 @@ import tempfile
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import Any, Deque, Dict, List, Optional, Sequence
+from typing import Any, Callable, Deque, Dict, List, Optional, Sequence
 
 from ..events import COMPLETED, FAILED, RUNNING, JobEvent, JobListener, NullListener
 from .child import ERROR, OK, ChildSetup, where_path
@@ -125,21 +125,26 @@ class LocalPool:
 
     # -- running ----------------------------------------------------------------------------
 
-    def run(self, specs: Sequence[JobSpec]) -> List[JobResult]:
-        """Run all specs; results in the order of `specs`.
+    def run(self, specs: Sequence[JobSpec], pull: Optional[Callable[[], Optional[JobSpec]]] = None
+            ) -> List[JobResult]:
+        """Run all specs; results in the order of `specs`. With `pull`, jobs also come from it,
+        one at a time as a slot frees up, until it returns None (a packed Slurm worker claiming the
+        next job of its sweep); their results follow those of `specs`.
 
         Raises `Interrupted` (a KeyboardInterrupt) after SIGINT/SIGTERM, once every running job
         has been stopped; its `results` hold what completed.
         """
         self._specs = list(specs)
         self._results = [JobResult(spec=s) for s in self._specs]
-        self._method = self._choose_start_method()
+        self._method = self._choose_start_method(pulling=pull is not None)
         self._gpu_pool = GpuPool(self.gpu_sets)
         self._running: Dict[int, _Running] = {}
         self._tmp = tempfile.mkdtemp(prefix="grid-local-")
         self._stopping = False
         self._seen_signals = 0
-        pending: Deque[int] = deque(range(len(self._specs)))
+        pending: Any = deque(range(len(self._specs)))
+        if pull is not None:
+            pending = _Pulled(self, pending, pull)
         accepting = True
         try:
             with SignalTrap() as self._trap:
@@ -173,8 +178,8 @@ class LocalPool:
             raise interrupted
         return self._results
 
-    def _choose_start_method(self) -> str:
-        if self.start_method == "spawn" or all(s.argv is not None for s in self._specs):
+    def _choose_start_method(self, pulling: bool = False) -> str:
+        if self.start_method == "spawn" or (not pulling and all(s.argv is not None for s in self._specs)):
             return self.start_method
         reason = fork_unsafe_reason()
         if reason is None:
@@ -187,8 +192,10 @@ class LocalPool:
 
     def _start_queued(self, pending: Deque[int]) -> bool:
         """Start queued jobs while slots and GPU sets allow; False once the listener says stop."""
-        while pending and len(self._running) < self.max_parallel:
+        while len(self._running) < self.max_parallel:
             if self.gpu_sets and not self._gpu_pool.available():
+                break
+            if not pending:  # asked only when a slot is free: a pulled job is claimed then
                 break
             if not self._accepting():
                 log.warning("The sweep stopped accepting new jobs: %d queued job(s) not started",
@@ -408,6 +415,40 @@ class LocalPool:
             getattr(self.listener, method)(event)
         except Exception:
             log.exception("Job listener failed in %s(); going on", method)
+
+
+class _Pulled:
+    """The pool's queue when jobs are pulled: the given ones first, then one from `pull` whenever
+    the pool asks whether a job is waiting (it is then held until started)."""
+
+    def __init__(self, pool: LocalPool, given: Deque[int], pull: Callable[[], Optional[JobSpec]]) -> None:
+        self.pool, self.given, self.pull = pool, given, pull
+        self.exhausted = False
+
+    def _fill(self) -> None:
+        if self.given or self.exhausted:
+            return
+        spec = self.pull()
+        if spec is None:
+            self.exhausted = True
+            return
+        self.pool._specs.append(spec)
+        self.pool._results.append(JobResult(spec=spec))
+        self.given.append(len(self.pool._specs) - 1)
+
+    def __bool__(self) -> bool:
+        self._fill()
+        return bool(self.given)
+
+    def __len__(self) -> int:
+        return len(self.given)
+
+    def popleft(self) -> int:
+        self._fill()
+        return self.given.popleft()
+
+    def __iter__(self) -> Any:
+        return iter(self.given)
 
 
 def _create_logs(setup: ChildSetup) -> None:
