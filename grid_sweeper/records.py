@@ -73,6 +73,22 @@ def record_of(event: JobEvent) -> Dict[str, Any]:
     }
 
 
+def event_of_record(record: Dict[str, Any]) -> JobEvent:
+    """The JobEvent a record was made of (for listeners that hear of jobs from their records)."""
+
+    def stamp(text: Optional[str]) -> Optional[float]:
+        return datetime.fromisoformat(text).timestamp() if text else None
+
+    failed = record.get("status") == FAILED
+    return JobEvent(
+        number=int(record["job"]), overrides=list(record.get("overrides") or []),
+        status=FAILED if failed else COMPLETED, job_id=str(record.get("job_id") or ""),
+        output_dir=str(record.get("output_dir") or ""), start=stamp(record.get("start")),
+        end=stamp(record.get("end")), return_value=record.get("return_value"),
+        error=str(record.get("error") or ""), logs=dict(record.get("logs") or {}),
+    )
+
+
 def load_results(sweep_dir: Path) -> Dict[int, Dict[str, Any]]:
     """Job number -> its record: the job's own, else its last line in results.jsonl (torn lines
     are skipped)."""

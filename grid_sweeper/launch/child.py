@@ -109,6 +109,13 @@ def where_path(result_path: str) -> str:
     return f"{result_path}.where"
 
 
+def current_logs() -> Dict[str, str]:
+    """This job process's log files (stdout, stderr), or {} outside a job process of the pool."""
+    if _current is None:
+        return {}
+    return {"stdout": os.path.abspath(_current.stdout), "stderr": os.path.abspath(_current.stderr)}
+
+
 def relocate_output(output_dir: str) -> Tuple[str, str]:
     """Move this job's log files into `output_dir` (as stdout.log/stderr.log) and go on writing there.
 

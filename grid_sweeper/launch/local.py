@@ -332,7 +332,7 @@ class LocalPool:
         self._judge(res, run, returncode)
         if self.console is not None:
             self.console.finish(run.proc.pid)
-        if self._stopping and res.status == FAILED:
+        if (self._stopping or self._trap.received) and res.status == FAILED:
             # stopped by the sweep's interruption: not a failure of the job, and no record, so the
             # sweep counts it as not run and a resume runs it again
             log.warning("%s %s (stderr: %s)", spec.name, res.error, res.stderr_path)
@@ -419,18 +419,18 @@ class LocalPool:
 
 class _Pulled:
     """The pool's queue when jobs are pulled: the given ones first, then one from `pull` whenever
-    the pool asks whether a job is waiting (it is then held until started)."""
+    the pool asks, at a free slot, whether a job is waiting (it is then held until started). The
+    pool ends once nothing runs and `pull` has nothing."""
 
     def __init__(self, pool: LocalPool, given: Deque[int], pull: Callable[[], Optional[JobSpec]]) -> None:
         self.pool, self.given, self.pull = pool, given, pull
-        self.exhausted = False
 
     def _fill(self) -> None:
-        if self.given or self.exhausted:
+        """Asked again at each free slot: a job given back by another worker may come later."""
+        if self.given:
             return
         spec = self.pull()
         if spec is None:
-            self.exhausted = True
             return
         self.pool._specs.append(spec)
         self.pool._results.append(JobResult(spec=spec))

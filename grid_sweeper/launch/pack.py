@@ -44,15 +44,16 @@ class PackStore:
         self.sweep_dir = str(sweep_dir)
         self.root = Path(sweep_dir) / PACK_DIR / launch
 
-    def write(self, number: int, job: Any, overrides: Sequence[str]) -> None:
-        """Pickle one job (cloudpickle, as submitit does) where a worker can load it."""
+    def write(self, number: int, job: Any, overrides: Sequence[str], judge: Any = None) -> None:
+        """Pickle one job (cloudpickle, as submitit does) where a worker can load it; `judge`
+        tells whether what it returned is a success (`jobs.JobSpec.judge`)."""
         import cloudpickle
 
         self.root.mkdir(parents=True, exist_ok=True)
         path = self.root / f"{int(number)}.pkl"
         tmp = path.with_suffix(".tmp")
         with open(tmp, "wb") as out:
-            cloudpickle.dump({"job": job, "overrides": list(overrides)}, out)
+            cloudpickle.dump({"job": job, "overrides": list(overrides), "judge": judge}, out)
         os.replace(tmp, path)
 
     def write_order(self, numbers: Sequence[int]) -> None:
@@ -120,17 +121,37 @@ class _WorkerRecords:
     """The pool's listener in a worker: a job the worker saw fail without its own record (timeout,
     crash, signal) is recorded by the worker; a completed one recorded itself."""
 
-    def __init__(self, sweep_dir: str) -> None:
-        self.sweep_dir = sweep_dir
+    #: a job killed by one of these may have been killed with its worker (scancel signals every
+    #: process of the allocation, the job's possibly first): recorded only once the worker ends well
+    _MAYBE_WORKERS = ("killed by signal SIGTERM", "killed by signal SIGKILL", "killed by signal SIGINT",
+                      "killed by signal SIGHUP")
+
+    def __init__(self, worker: PackWorker) -> None:
+        self.worker = worker
+        self.deferred: List[JobEvent] = []
 
     def job_started(self, event: JobEvent) -> None:
         return None
 
     def job_finished(self, event: JobEvent) -> None:
+        if self.worker._stopping:  # stopped with its worker: given back, not failed
+            return
+        if event.status == "failed" and event.error.startswith(self._MAYBE_WORKERS):
+            self.deferred.append(event)
+            return
+        self._record(event)
+
+    def flush(self) -> None:
+        """The worker ended well: the signals were the jobs' own."""
+        for event in self.deferred:
+            self._record(event)
+        self.deferred = []
+
+    def _record(self, event: JobEvent) -> None:
         from grid_sweeper.job_records import claim as claim_record
         from grid_sweeper.records import record_of
 
-        claim_record(Path(self.sweep_dir), record_of(event))
+        claim_record(Path(self.worker.sweep_dir), record_of(event))
 
     def accepting_new_jobs(self) -> bool:
         return True
@@ -159,15 +180,18 @@ class PackWorker:
         self._cursor = 0
         self._store = store
         self._ends_at = _allocation_end()
+        records = _WorkerRecords(self)
         pool = LocalPool(max_parallel=self.max_parallel, gpus_per_job=self.gpus_per_job,
                          timeout_s=self.job_timeout_min * 60 if self.job_timeout_min else None,
-                         kill_grace_s=self.kill_grace_s, listener=_WorkerRecords(self.sweep_dir))
+                         kill_grace_s=self.kill_grace_s, listener=records)
         started = time.time()
         try:
             results = pool.run([], pull=self._next_job)
         except Interrupted as stop:  # scancel, a node going down: the stopped jobs are not lost
+            self._stopping = True
             self._release_unrecorded()
             raise SystemExit(128 + int(getattr(stop, "signum", signal.SIGTERM))) from None
+        records.flush()
         self._release_unrecorded()
         ran = [r.spec.number for r in results if r.started]
         print(f"pack worker {_worker_id()}: ran {len(ran)} job(s) in {time.time() - started:.1f} s", flush=True)
@@ -179,16 +203,24 @@ class PackWorker:
         if self._stopping or self._too_late():
             return None
         owner = {"worker": _worker_id(), "host": socket.gethostname(), "pid": os.getpid(), "time": time.time()}
-        while self._cursor < len(self._order):
-            number = self._order[self._cursor]
-            self._cursor += 1
-            if record_path(Path(self.sweep_dir), number).exists():
+        claimed = claims_dir(Path(self.sweep_dir))
+        # in order from where this worker was; once at the end, every job again: one that a
+        # stopped worker gave back is taken by any worker still running
+        total = len(self._order)
+        first_pass = self._cursor < total
+        for position in range(self._cursor if first_pass else 0, total):
+            number = self._order[position]
+            if first_pass:
+                self._cursor = position + 1
+            if (claimed / str(number)).exists() or record_path(Path(self.sweep_dir), number).exists():
                 continue
             if claim(self.sweep_dir, number, owner):
                 self._mine.append(number)
                 entry = self._store.load(number)
                 return JobSpec(number=number, target=entry["job"], overrides=entry["overrides"],
-                               output_dir=os.path.join(self.sweep_dir, str(number)), label=f"job #{number}")
+                               output_dir=os.path.join(self.sweep_dir, str(number)), label=f"job #{number}",
+                               judge=entry.get("judge"))
+        self._cursor = total
         return None
 
     def _too_late(self) -> bool:
@@ -240,3 +272,160 @@ def _allocation_end() -> Optional[float]:
         return time.mktime(time.strptime(out, "%Y-%m-%dT%H:%M:%S"))
     except (OSError, ValueError, subprocess.TimeoutExpired):
         return None
+
+
+# -- the launcher's side ------------------------------------------------------------------------
+
+WORKERS_FILE = ".grid_sweep/pack/workers.jsonl"
+
+
+def slots_per_worker(options: Any) -> int:
+    """Jobs one allocation runs at once: `jobs_per_worker`, else its GPUs / `gpus_per_job`, else 1."""
+    if options.jobs_per_worker:
+        return int(options.jobs_per_worker)
+    gpus = options.gpus_per_node or options.gpus_per_task
+    if options.gpus_per_job and gpus:
+        return max(1, int(gpus) // int(options.gpus_per_job))
+    return 1
+
+
+def run_packed(options: Any, sweep_dir: str, jobs: Sequence[Any], listener: Any, client: Any = None,
+               judge: Any = None) -> List[str]:
+    """Run `jobs` ((number, callable, overrides)) in packed allocations; the listener hears each
+    job start (its claim) and end (its record) as the workers report them in the sweep dir. With
+    `options.detach`, submit the workers and return their array ids at once."""
+    import dataclasses
+    import math
+    import uuid
+
+    from .slurm import SlurmRunner, SlurmTask
+    from .slurm_state import SlurmClient
+
+    sweep_dir = str(Path(sweep_dir).absolute())
+    client = client or SlurmClient()
+    launch = time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
+    store = PackStore(sweep_dir, launch)
+    for number, job, overrides in jobs:
+        store.write(number, job, overrides, judge)
+    numbers = [int(number) for number, _, _ in jobs]
+    store.write_order(numbers)
+    live = _live_workers(sweep_dir, client)
+    stale = release_stale_claims(sweep_dir, live)
+    if stale:
+        log.info("%d job(s) claimed by packed workers no longer on Slurm: given back", len(stale))
+    slots = slots_per_worker(options)
+    count = int(options.workers or min(math.ceil(len(numbers) / slots), int(options.array_parallelism)))
+    count = max(1, min(count, len(numbers)))
+    worker = PackWorker(sweep_dir, launch, int(options.gpus_per_job), slots, options.job_timeout_min)
+    tasks = [SlurmTask(fn=worker, number=i, label=f"packed worker {i}") for i in range(count)]
+    log.info("Packed: %d job(s) in %d allocation(s), %d at a time in each%s", len(numbers), count, slots,
+             f", {options.gpus_per_job} GPU(s) per job" if options.gpus_per_job else "")
+    watcher = _Watcher(sweep_dir, {int(n): list(o) for n, _, o in jobs}, listener)
+    runner = SlurmRunner(dataclasses.replace(options, pack=False), listener=_WorkerEvents(), client=client,
+                         on_submitted=lambda array_id, submitted: _note_workers(sweep_dir, submitted),
+                         keep_on_hangup=True)
+    if options.detach:
+        runner.run(tasks, detach=True)
+        return [a.array_id for a in runner.arrays]
+    watcher.start()
+    try:
+        runner.run(tasks)
+    finally:
+        watcher.stop()
+    return [a.array_id for a in runner.arrays]
+
+
+def follow_workers(sweep_dir: str, overrides: Dict[int, List[str]], listener: Any, poll_s: float = 2.0) -> None:
+    """`gridsweep wait` on a packed sweep: hear its jobs from the dir until no worker is on Slurm."""
+    from .slurm_state import SlurmClient
+
+    client = SlurmClient()
+    watcher = _Watcher(str(sweep_dir), overrides, listener)
+    watcher.start()
+    try:
+        while _live_workers(str(sweep_dir), client):
+            time.sleep(poll_s)
+    finally:
+        watcher.stop()
+
+
+def _note_workers(sweep_dir: str, submitted: Sequence[Any]) -> None:
+    path = Path(sweep_dir) / WORKERS_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as out:
+        out.write(json.dumps({"workers": [job_id for _, job_id, _ in submitted], "time": time.time()}) + "\n")
+        out.flush()
+        os.fsync(out.fileno())
+
+
+def _live_workers(sweep_dir: str, client: Any) -> List[str]:
+    """Packed workers of earlier launches of this sweep that are still on Slurm."""
+    from .slurm_state import split_ids
+
+    path = Path(sweep_dir) / WORKERS_FILE
+    if not path.exists():
+        return []
+    ids: List[str] = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        with contextlib.suppress(ValueError, KeyError, TypeError):
+            ids += [str(j) for j in json.loads(line)["workers"]]
+    if not ids:
+        return []
+    states = client.queue_states({split_ids(j)[0] for j in ids}) or {}
+    return [j for j in ids if states.get(j) is not None and states[j].active]
+
+
+class _WorkerEvents:
+    """The runner's listener for the workers themselves: their ends are logged, the jobs' are the watcher's."""
+
+    def job_started(self, event: JobEvent) -> None:
+        return None
+
+    def job_finished(self, event: JobEvent) -> None:
+        if event.status != "completed":
+            log.warning("packed worker %s ended: %s", event.job_id, event.error)
+
+    def accepting_new_jobs(self) -> bool:
+        return True
+
+
+class _Watcher:
+    """Tells the sweep's listener of each job's start (its claim) and end (its record), from the dir."""
+
+    def __init__(self, sweep_dir: str, overrides: Dict[int, List[str]], listener: Any, interval_s: float = 0.5) -> None:
+        import threading
+
+        self.sweep_dir, self.overrides, self.listener, self.interval_s = sweep_dir, overrides, listener, interval_s
+        self.started: set = set()
+        self.finished: set = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="grid-pack-watcher", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.scan()  # whatever ended since the last look
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            try:
+                self.scan()
+            except Exception:  # noqa: BLE001 - a bad look must not stop the watching
+                log.exception("watching the packed jobs failed; going on")
+
+    def scan(self) -> None:
+        from grid_sweeper.job_records import all_records
+        from grid_sweeper.records import event_of_record
+
+        for number, owner in claims(self.sweep_dir).items():
+            if number in self.overrides and number not in self.started:
+                self.started.add(number)
+                self.listener.job_started(JobEvent(number, self.overrides[number], job_id=str(owner.get("worker", "")),
+                                                   start=owner.get("time")))
+        for number, record in all_records(Path(self.sweep_dir)).items():
+            if number in self.overrides and number not in self.finished:
+                self.finished.add(number)
+                self.listener.job_finished(event_of_record(record))

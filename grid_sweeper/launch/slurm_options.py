@@ -44,6 +44,12 @@ class SlurmOptions:
     additional_parameters: Dict[str, Any] = field(default_factory=dict)
     cancel_on_interrupt: bool = True
     detach: bool = False  # submit everything and return: the jobs record themselves
+    # packed allocations: `workers` allocations, each pulling jobs and running them as grid_local does
+    pack: bool = False
+    workers: Optional[int] = None  # default: enough for the sweep, at most array_parallelism
+    gpus_per_job: int = 0  # GPUs of the allocation's CUDA_VISIBLE_DEVICES each packed job gets
+    jobs_per_worker: Optional[int] = None  # at once; default: gpus_per_node // gpus_per_job, else 1
+    job_timeout_min: Optional[float] = None  # per packed job; no job starts that could not finish
     poll_interval_s: float = 5.0
     # how long a job that Slurm says ended may take to show its result file (shared filesystems lag)
     result_grace_s: float = 15.0

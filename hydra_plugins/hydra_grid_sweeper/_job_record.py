@@ -88,9 +88,13 @@ def _job_id() -> str:
 
 
 def _slurm_logs() -> Dict[str, str]:
-    """The Slurm job's log files, when this runs as a submitit job."""
-    if not os.environ.get("SUBMITIT_EXECUTOR"):
-        return {}
+    """The job's log files: its own when it runs in a pool's process (`grid_local`, a packed
+    Slurm worker), else the Slurm job's when it runs as a submitit job."""
+    from grid_sweeper.launch.child import current_logs
+
+    own = current_logs()
+    if own or not os.environ.get("SUBMITIT_EXECUTOR"):
+        return own
     try:
         from submitit import JobEnvironment
 

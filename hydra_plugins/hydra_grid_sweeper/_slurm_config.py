@@ -58,5 +58,12 @@ class GridSlurmLauncherConf:
     cancel_on_interrupt: bool = True
     # submit every job, write the ledger and exit; follow with `gridsweep status|wait SWEEP_DIR`
     detach: bool = False
+    # packed allocations (docs/slurm-launcher.md): `workers` allocations of the resources above,
+    # each pulling the sweep's jobs and running `jobs_per_worker` at a time, `gpus_per_job` GPUs each
+    pack: bool = False
+    workers: Optional[int] = None
+    gpus_per_job: int = 0
+    jobs_per_worker: Optional[int] = None
+    job_timeout_min: Optional[float] = None
     # seconds between two looks at the queue (result files are looked at every second)
     poll_interval_s: float = 5.0

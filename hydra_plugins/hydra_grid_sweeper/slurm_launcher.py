@@ -99,6 +99,15 @@ class SlurmHydraJob:
         return DelayedSubmission(self, *args, **kwargs)
 
 
+def _succeeded(value: Any) -> Any:
+    """A packed job's verdict: the JobReturn its process sent back says whether the task failed."""
+    from grid_sweeper.launch.jobs import Verdict
+
+    if isinstance(value, JobReturn) and value.status != JobStatus.COMPLETED:
+        return Verdict(False, None, f"{type(value._return_value).__name__}: {value._return_value}")
+    return Verdict(True, value._return_value if isinstance(value, JobReturn) else value)
+
+
 _SHARED = ("hydra_context", "task_function", "config", "singleton_state")
 _shared_loaded: Dict[str, Dict[str, Any]] = {}
 
@@ -214,6 +223,8 @@ class GridSlurmLauncher(Launcher):
             tasks.append(SlurmTask(fn=job, number=number, overrides=list(overrides),
                                    label=" ".join(filter_overrides(overrides))))
         self._output_dirs = {}
+        if options.pack:
+            return self._launch_packed(options, sweep_dir, tasks, listener)
         from grid_sweeper.attach import adoptable, ledger_writer
 
         recorded = listener is not None  # under the grid sweeper: the jobs record themselves
@@ -238,6 +249,38 @@ class GridSlurmLauncher(Launcher):
             raise Detached(len(tasks) - len(adopted), f"Slurm arrays {arrays}" if arrays else "")
         return [r.value if isinstance(r.value, JobReturn) else self._failed_return(r, False)[0]
                 for r in results]
+
+    def _launch_packed(self, options: Any, sweep_dir: Path, tasks: List[Any], listener: Any
+                       ) -> Sequence[JobReturn]:
+        """`pack=true`: the jobs run in a few allocations that pull them (grid_sweeper.launch.pack);
+        each job's JobReturn is made from its record."""
+        from grid_sweeper.events import Detached
+        from grid_sweeper.job_records import read, record_path
+        from grid_sweeper.launch.pack import run_packed
+        from hydra_plugins.hydra_grid_sweeper._launcher_glue import end_interrupted, failed_return
+
+        if listener is None:
+            raise ValueError("hydra.launcher.pack=true needs hydra/sweeper=grid: its jobs record themselves, "
+                             "which is how packed workers report them")
+        jobs = [(task.number, task.fn, task.overrides) for task in tasks]
+        try:
+            arrays = run_packed(options, str(sweep_dir), jobs, listener, judge=_succeeded)
+        except KeyboardInterrupt as stop:
+            end_interrupted(stop, listener)
+            raise
+        if options.detach:
+            raise Detached(len(tasks), f"packed workers, Slurm arrays {' '.join(arrays)}")
+        returns = []
+        for task in tasks:
+            record = read(record_path(sweep_dir, task.number))
+            if record is not None and record.get("status") == "completed":
+                ret = JobReturn(overrides=list(task.overrides), status=JobStatus.COMPLETED)
+                ret._return_value = record.get("return_value")
+            else:
+                error = record.get("error") if record else "not run: no packed worker ran it (resume to run it)"
+                ret = failed_return(task.overrides, RuntimeError(error), None)
+            returns.append(ret)
+        return returns
 
     # -- turning engine results into JobReturns, events and log links -----------------------
 

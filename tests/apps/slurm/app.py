@@ -55,6 +55,8 @@ def main(cfg: DictConfig) -> float:
         "end": time.time(),
     }
     (out / "received.json").write_text(json.dumps(record))
+    with (out / "completions.txt").open("a") as handle:  # one line per run that got to its end
+        handle.write(f"{time.time()}\n")
     return float(cfg.a) * 2
 
 
