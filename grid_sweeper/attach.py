@@ -50,6 +50,7 @@ def wait_for_sweep(sweep_dir: Path) -> Tuple[Dict[str, Any], str]:
             listener = MetricListener(recorder, sweep_dir)
         try:
             _follow_slurm_jobs(sweep_dir, set(records), listener)
+            _follow_packed_workers(sweep_dir, total, set(records), listener)
         finally:
             recorder.close()
         return conclude(sweep_dir, total, swept, definition.get("metric"), bool(definition.get("maximize")))
@@ -89,6 +90,16 @@ def _follow_slurm_jobs(sweep_dir: Path, recorded: set, listener: Any) -> None:
                            label=" ".join(s.overrides)) for s in follow]
         adopted = {i: (s.job_id, s.options.get("folder", options.folder)) for i, s in enumerate(follow)}
         runner.run(tasks, adopted=adopted)
+
+
+def _follow_packed_workers(sweep_dir: Path, total: int, recorded: set, listener: Any) -> None:
+    """A packed sweep: hear its jobs from the dir (claims, records) while any worker is on Slurm."""
+    from grid_sweeper.launch.pack import WORKERS_FILE, follow_workers
+
+    if not (sweep_dir / WORKERS_FILE).exists():
+        return
+    log.info(f"Following the packed workers of {sweep_dir} until they end")
+    follow_workers(str(sweep_dir), {n: [] for n in range(total) if n not in recorded}, listener)
 
 
 def ledger_writer(sweep_dir: Path, options: Any) -> Any:

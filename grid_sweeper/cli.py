@@ -78,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     launch.add_argument("--max_parallel", type=int, default=None,
                         help="local: jobs at once (default: GPU sets, else CPUs)")
     launch.add_argument("--gpus", default=None, help="local: comma-separated GPU ids (default: detect)")
-    launch.add_argument("--gpus_per_job", type=int, default=0, help="local: GPUs per job (default 0)")
+    launch.add_argument("--gpus_per_job", type=int, default=0, help="local, slurm --pack: GPUs per job (default 0)")
     launch.add_argument("--partition", default=None, help="slurm: partition")
     launch.add_argument("--gpus_per_node", type=int, default=None, help="slurm: GPUs per job's node")
     launch.add_argument("--cpus_per_task", type=int, default=None, help="slurm: CPUs per task")
@@ -86,6 +86,12 @@ def build_parser() -> argparse.ArgumentParser:
     launch.add_argument("--array_parallelism", type=int, default=256, help="slurm: array elements at once")
     launch.add_argument("--account", default=None, help="slurm: account")
     launch.add_argument("--qos", default=None, help="slurm: QOS")
+    launch.add_argument("--pack", action="store_true",
+                        help="slurm: run the jobs in --workers allocations that pull them, --gpus_per_job GPUs each")
+    launch.add_argument("--workers", type=int, default=None,
+                        help="slurm --pack: allocations (default: enough for the sweep, at most --array_parallelism)")
+    launch.add_argument("--jobs_per_worker", type=int, default=None,
+                        help="slurm --pack: jobs at once in each (default: GPUs / --gpus_per_job, else 1)")
     launch.add_argument("--detach", action="store_true",
                         help="slurm: submit every job and exit; the jobs record themselves (follow with "
                              "gridsweep status|wait SWEEP_DIR)")
@@ -241,6 +247,8 @@ def run_sweep(args: argparse.Namespace) -> int:
         raise SweepSetupError("--resume needs --sweep_dir <the sweep's dir>")
     if args.detach and args.launcher != "slurm":
         raise SweepSetupError("--detach needs --launcher slurm: local jobs end with the process that runs them")
+    if args.pack and args.launcher != "slurm":
+        raise SweepSetupError("--pack needs --launcher slurm (locally, every job already runs in this allocation)")
     command = script_command(args.script)
     tokens = parse_script_args(args.script_args, evaluate=args.strategy != "none")
     options = [t for t in tokens if isinstance(t, Option)]
@@ -371,10 +379,21 @@ def _run_slurm(jobs: List[Any], sweep_dir: Path, listener: Any, args: argparse.N
         timeout_min=int(args.timeout_min or 60), gpus_per_node=args.gpus_per_node,
         cpus_per_task=args.cpus_per_task, mem_gb=args.mem_gb, array_parallelism=args.array_parallelism,
         account=args.account, qos=args.qos, python=sys.executable, detach=args.detach,
+        pack=args.pack, workers=args.workers, jobs_per_worker=args.jobs_per_worker, gpus_per_job=args.gpus_per_job,
     )
     tasks = [SlurmTask(fn=RecordedCommand(argv, str(sweep_dir.absolute()), number, overrides, os.getcwd()),
                        number=number, overrides=overrides, label=shlex.join(argv))
              for number, argv, overrides in jobs]
+    if args.pack:
+        from grid_sweeper.launch.pack import run_packed
+
+        try:
+            arrays = run_packed(options, str(sweep_dir), [(t.number, t.fn, t.overrides) for t in tasks], listener)
+        except KeyboardInterrupt as stop:
+            return stop
+        if args.detach:
+            raise Detached(len(tasks), f"packed workers, Slurm arrays {' '.join(arrays)}")
+        return None
     runner = SlurmRunner(options, listener=listener, on_submitted=ledger_writer(sweep_dir, options),
                          keep_on_hangup=True)
     adopted = adoptable(runner, sweep_dir, [number for number, _, _ in jobs])

@@ -68,6 +68,12 @@ def _slurm_job_id() -> str:
 
 
 def _logs() -> Dict[str, str]:
+    """The job's own log files in a packed worker's pool, else its Slurm job's."""
+    from grid_sweeper.launch.child import current_logs
+
+    own = current_logs()
+    if own:
+        return own
     try:
         from submitit import JobEnvironment
 

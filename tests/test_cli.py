@@ -211,6 +211,26 @@ def test_slurm_detach_then_wait_collects_what_each_job_recorded_on_its_node(tmp_
     assert table == own
 
 
+def test_slurm_pack_detach_then_wait(tmp_path: Path, slurm_env: Any) -> None:
+    record = tmp_path / "rec.jsonl"
+    proc = gridsweep(tmp_path, "--launcher", "slurm", "--pack", "--workers", "1", "--partition", "gpu",
+                     "--gpus_per_node", "4", "--gpus_per_job", "2", "--detach", "--sweep_dir", "s", str(SCRIPT),
+                     "--beta", "[1, 2, 3, 4, 5]", "--fail_on_beta", "2", "--record", str(record))
+    assert proc.returncode == 0, proc.stderr
+    assert "detached: 5 job(s) submitted (packed workers, Slurm arrays" in proc.stderr
+    waited = subprocess.run([sys.executable, "-m", "grid_sweeper.cli", "wait", "s"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=120)
+    assert waited.returncode == 1, waited.stderr
+    assert "Sweep summary: 4 completed, 1 failed of 5" in waited.stderr
+    got = received(record)
+    assert sorted(r["beta"] for r in got) == [1, 2, 3, 4, 5]
+    assert len({r["slurm_job"] for r in got}) == 1  # one allocation ran them all
+    assert all(len(r["gpus"].split(",")) == 2 for r in got)
+    own = {int(p.stem): json.loads(p.read_text()) for p in (tmp_path / "s" / ".grid_sweep" / "records").glob("*.json")}
+    assert own[0]["return_value"] == {"loss": 1.0} and own[1]["error"] == "exited with code 3: beta=2 is cursed"
+    assert Path(own[0]["logs"]["stdout"]) == tmp_path / "s" / "0" / "stdout.log"
+
+
 def test_hydra_style_key_value_flags(tmp_path: Path) -> None:
     proc = gridsweep(tmp_path, "--dry-run", str(SCRIPT), "lr=[0.1, 0.01]", "+extra=range(2)", "plain", "--record", "r")
     assert proc.returncode == 0, proc.stderr

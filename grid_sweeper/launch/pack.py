@@ -421,7 +421,7 @@ class _Watcher:
         from grid_sweeper.records import event_of_record
 
         for number, owner in claims(self.sweep_dir).items():
-            if number in self.overrides and number not in self.started:
+            if number in self.overrides and number not in self.started and number not in self.finished:
                 self.started.add(number)
                 self.listener.job_started(JobEvent(number, self.overrides[number], job_id=str(owner.get("worker", "")),
                                                    start=owner.get("time")))
