@@ -23,18 +23,8 @@ from typing import Dict, List
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.bench_slurm_launcher import APP  # noqa: E402  (the same trivial app)
 from tests.slurm_cluster import SlurmCluster  # noqa: E402
-
-APP = '''\
-import hydra
-
-@hydra.main(version_base=None, config_path=None)
-def main(cfg):
-    return cfg.a * 2
-
-if __name__ == "__main__":
-    main()
-'''
 
 
 def run(work: Path, cluster: SlurmCluster, jobs: int, extra: List[str], tag: str) -> float:

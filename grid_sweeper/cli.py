@@ -104,28 +104,28 @@ def build_parser() -> argparse.ArgumentParser:
                     "pip install 'hydra-grid-sweeper[report]'). Works for gridsweep and Hydra sweep dirs.",
     )
     report.add_argument("sweep_dir", help="a sweep's dir (the one holding results.jsonl)")
-    status = commands.add_parser(
-        "status", help="where a sweep stands", allow_abbrev=False,
-        description="Counts of the sweep's jobs (completed, failed, not ended or not run), the best jobs so far, "
-                    "the failed jobs with their error and log, and whether a sweep is running in the dir now. "
-                    "Reads the dir alone: works for gridsweep and Hydra sweep dirs, with no process of the sweep "
-                    "alive and without Slurm accounting.",
-    )
-    status.add_argument("sweep_dir", help="a sweep's dir (the one holding grid_sweep.yaml)")
-    wait = commands.add_parser(
-        "wait", help="follow a sweep to its end", allow_abbrev=False,
-        description="Attach to a sweep whose launching process is gone (detached, hung up, killed): follow its "
-                    "Slurm jobs until every one has ended, with live progress, then write results.csv and "
-                    "summary.yaml. Exit 0 when every job completed, 1 otherwise. A live sweep in the dir is "
-                    "waited for.",
-    )
-    wait.add_argument("sweep_dir", help="a sweep's dir (the one holding grid_sweep.yaml)")
+    _dir_command(commands, "status", "where a sweep stands",
+                 "Counts of the sweep's jobs (completed, failed, not ended or not run), the best jobs so far, "
+                 "the failed jobs with their error and log, and whether a sweep is running in the dir now. "
+                 "Reads the dir alone: works for gridsweep and Hydra sweep dirs, with no process of the sweep "
+                 "alive and without Slurm accounting.")
+    _dir_command(commands, "wait", "follow a sweep to its end",
+                 "Attach to a sweep whose launching process is gone (detached, hung up, killed): follow its "
+                 "Slurm jobs until every one has ended, with live progress, then write results.csv and "
+                 "summary.yaml. Exit 0 when every job completed, 1 otherwise. A live sweep in the dir is "
+                 "waited for.")
     report.add_argument("--metric", default=None, help="default: the sweep's own metric")
     direction = report.add_mutually_exclusive_group()
     direction.add_argument("--maximize", dest="maximize", action="store_true", default=None,
                            help="highest is best (default: as the sweep was run)")
     direction.add_argument("--minimize", dest="maximize", action="store_false", help="lowest is best")
     return parser
+
+
+def _dir_command(commands: Any, name: str, summary: str, description: str) -> None:
+    """A subcommand that takes a sweep dir and nothing else."""
+    command = commands.add_parser(name, help=summary, description=description, allow_abbrev=False)
+    command.add_argument("sweep_dir", help="a sweep's dir (the one holding grid_sweep.yaml)")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

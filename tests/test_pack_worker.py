@@ -52,7 +52,8 @@ def test_the_checkpoint_signal_gives_back_unfinished_claims_and_requeues(tmp_pat
     pytest.importorskip("submitit")
     _store(tmp_path, 3)
     worker = PackWorker(str(tmp_path), "launch-1")
-    worker._order, worker._cursor, worker._store, worker._ends_at = [0, 1, 2], 0, PackStore(str(tmp_path), "launch-1"), None
+    worker._order, worker._cursor, worker._ends_at = [0, 1, 2], 0, None
+    worker._store = PackStore(str(tmp_path), "launch-1")
     first = worker._next_job()
     assert first is not None and first.number == 0 and list(claims(str(tmp_path))) == [0]
     again = worker.checkpoint()
