@@ -67,7 +67,8 @@ def _follow_slurm_jobs(sweep_dir: Path, recorded: set, listener: Any) -> None:
     waiting = [s for n, s in sorted(submissions(sweep_dir).items()) if n not in recorded]
     if not waiting:
         return
-    options = SlurmOptions.from_mapping({**waiting[-1].options, "detach": False})
+    # waiting is not owning: Ctrl-C stops the waiting, never the jobs
+    options = SlurmOptions.from_mapping({**waiting[-1].options, "detach": False, "cancel_on_interrupt": False})
     runner = SlurmRunner(options, listener=listener, keep_on_hangup=True)
     states = runner.classify({s.job_id: s.options.get("folder", options.folder) for s in waiting})
     follow: List[Any] = []
@@ -135,6 +136,31 @@ def adoptable(runner: Any, sweep_dir: Path, numbers: Sequence[int]) -> Dict[int,
 
 def _never_submitted() -> None:  # pragma: no cover - adopted tasks are watched, not submitted
     raise RuntimeError("an adopted job is never submitted again")
+
+
+def still_on_slurm(sweep_dir: Path) -> str:
+    """What of this dir's earlier sweep still runs on Slurm ('' when nothing does): submitted jobs
+    without a record, packed workers. Slurm is asked only when the dir submitted anything."""
+    from grid_sweeper.launch.pack import live_workers
+    from grid_sweeper.launch.slurm_state import SlurmClient, split_ids
+    from grid_sweeper.ledger import submissions
+    from grid_sweeper.records import load_results
+
+    recorded = set(load_results(sweep_dir))
+    waiting = {s.job_id for n, s in submissions(sweep_dir).items() if n not in recorded}
+    client = SlurmClient(timeout_s=20)
+    workers = live_workers(str(sweep_dir), client)
+    if workers is None:
+        return "Slurm's controller cannot be asked whether its packed workers still run"
+    if workers:
+        return f"packed workers {' '.join(workers)}"
+    if not waiting:
+        return ""
+    states = client.queue_states({split_ids(j)[0] for j in waiting})
+    if states is None:
+        return f"{len(waiting)} submitted job(s) without a record, and Slurm's controller cannot be asked"
+    active = sorted(j for j in waiting if states.get(j) is not None and states[j].active)
+    return f"{len(active)} job(s): {' '.join(active[:10])}{' ...' if len(active) > 10 else ''}" if active else ""
 
 
 def slurm_states(sweep_dir: Path, recorded: set) -> Dict[str, int]:

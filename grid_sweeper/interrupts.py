@@ -1,8 +1,9 @@
 """Ctrl-C, SIGTERM and SIGHUP end a sweep the same way everywhere: the log lines, no traceback,
 130 / 143 / 129.
 
-SIGHUP is what an ssh disconnect sends: it ends the sweep like SIGTERM (its jobs stopped, what
-finished recorded, the resume line), never silently with jobs left running unrecorded.
+SIGHUP is what an ssh disconnect sends: it ends the sweep like SIGTERM (what finished recorded,
+the resume line), never silently. Local jobs are stopped; Slurm jobs, which record themselves, go
+on, for `gridsweep wait` or a resume to collect.
 
 `Stopped` is the KeyboardInterrupt that carries which signal stopped the sweep; `exit_code` is the
 shell's convention (128 + signal number) for any KeyboardInterrupt, the local pool's `Interrupted`

@@ -32,15 +32,29 @@ def record_path(sweep_dir: Path, number: int) -> Path:
     return records_dir(sweep_dir) / f"{int(number)}.json"
 
 
-def claim(sweep_dir: Path, record: Dict[str, Any]) -> Dict[str, Any]:
-    """Write a job's record unless the job already has one; the record that stands."""
+#: marks a record its launcher wrote for a job that did not record itself (`claim(own=False)`)
+BY_LAUNCHER = "launcher"
+
+
+def claim(sweep_dir: Path, record: Dict[str, Any], own: bool = True) -> Dict[str, Any]:
+    """Write a job's record unless the job already has one; the record that stands.
+
+    `own`: written by the job's own process. A launcher's record (`own=False`: what it concluded
+    of a job it saw end without one) gives way to the job's own should that come later (a job
+    Slurm's controller lost track of, that still ran to its end)."""
+    if not own:
+        record = {**record, "recorded_by": BY_LAUNCHER}
     path = record_path(sweep_dir, record["job"])
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _write_temporary(path, record)
     try:
         os.link(tmp, path)
     except FileExistsError:
-        return read(path) or record
+        standing = read(path)
+        if own and standing is not None and standing.get("recorded_by") == BY_LAUNCHER:
+            os.replace(tmp, path)
+            return record
+        return standing or record
     except OSError as error:  # a filesystem without hard links: no-replace by a check, then rename
         if error.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK):
             raise

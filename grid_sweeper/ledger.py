@@ -45,8 +45,22 @@ def record_submission(sweep_dir: Path, array_id: str, options: Dict[str, Any],
         os.fsync(out.fileno())
 
 
+def void(sweep_dir: Path, numbers: Sequence[int]) -> None:
+    """The submissions of these jobs are over (a resume reruns them after a failure): no later
+    resume or `gridsweep wait` may take their ended Slurm jobs for theirs."""
+    numbers = [int(n) for n in numbers]
+    path = Path(sweep_dir) / LEDGER
+    if not numbers or not path.exists():
+        return
+    with open(path, "a", encoding="utf-8") as out:
+        out.write(json.dumps({"void": numbers, "time": time.time()}) + "\n")
+        out.flush()
+        os.fsync(out.fileno())
+
+
 def submissions(sweep_dir: Path) -> Dict[int, Submission]:
-    """Job number -> its last submission (a torn line, from a crash mid-write, is skipped)."""
+    """Job number -> its last submission, unless voided since (a torn line, from a crash
+    mid-write, is skipped)."""
     path = Path(sweep_dir) / LEDGER
     found: Dict[int, Submission] = {}
     if not path.exists():
@@ -55,8 +69,10 @@ def submissions(sweep_dir: Path) -> Dict[int, Submission]:
         for line in lines:
             try:
                 entry = json.loads(line)
-                for number, job_id, overrides in entry["jobs"]:
-                    found[int(number)] = Submission(int(number), str(job_id), str(entry["array_id"]),
+                for number in entry.get("void", []):
+                    found.pop(int(number), None)
+                for number, job_id, overrides in entry.get("jobs", []):
+                    found[int(number)] = Submission(int(number), str(job_id), str(entry.get("array_id", "")),
                                                     list(overrides), dict(entry.get("options") or {}),
                                                     float(entry.get("submitted") or 0))
             except (ValueError, KeyError, TypeError):

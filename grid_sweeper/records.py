@@ -204,8 +204,8 @@ class SweepRecorder:
             if event.number in self.records:
                 return
             seen = record_of(event)
-            record = claim(self.sweep_dir, seen)
-            if record is not seen:
+            record = claim(self.sweep_dir, seen, own=False)
+            if record.get("recorded_by") != "launcher":  # the job's own record
                 merged = with_launcher_view(record, seen)
                 if merged != record:
                     replace(self.sweep_dir, merged)

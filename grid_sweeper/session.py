@@ -174,7 +174,7 @@ class SweepSession:
 
     def _start(self) -> Tuple[Sequence[int], int]:
         from grid_sweeper.definition import DEFINITION_FILE, definition_changes, save_definition
-        from grid_sweeper.job_records import STATE_DIR, forget
+        from grid_sweeper.job_records import STATE_DIR
         from grid_sweeper.records import RESULTS_JSONL, load_results, repair_results
 
         definition = self.definition()
@@ -187,8 +187,15 @@ class SweepSession:
                     f"{self.names.resume.format(self.sweep_dir)} to resume it, or choose another sweep dir "
                     f"({self.names.existing_dir.format('archive')} starts over there, keeping the earlier "
                     "records aside); two sweeps' records are never mixed")
+            from grid_sweeper.attach import still_on_slurm
             from grid_sweeper.sweep_dir import archive_records
 
+            running = still_on_slurm(self.sweep_dir)
+            if running:
+                raise SweepError(
+                    f"{self.sweep_dir} holds an earlier sweep whose Slurm jobs still run ({running}): their "
+                    f"records would land in the new sweep; collect them first (gridsweep wait {self.sweep_dir}) "
+                    f"or cancel them, or choose another sweep dir")
             moved = archive_records(self.sweep_dir)
             self.logger.warning(f"{self.sweep_dir} held an earlier sweep: its records moved to {moved}")
         if self.saved is not None:
@@ -207,7 +214,7 @@ class SweepSession:
         if self.saved is not None:
             records = load_results(self.sweep_dir)
             done = {n for n, r in records.items() if r.get("status") == "completed"}
-            forget(self.sweep_dir, [n for n in records if n not in done])  # they run again
+            self._rerun(sorted(n for n in records if n not in done))
         self.sweep_dir.mkdir(parents=True, exist_ok=True)
         save_definition(self.sweep_dir, definition)
         seed_note = f", seed {self.seed} (rerun with {self.names.seed.format(self.seed)})" if self.draws else ""
@@ -219,6 +226,18 @@ class SweepSession:
             numbers = [n for n in numbers if n not in done]
         self.already_done = len(done)
         return numbers, len(done)
+
+    def _rerun(self, numbers: Sequence[int]) -> None:
+        """Jobs that ended badly run again: their records, Slurm submissions and pack claims are
+        over, so that the new run's can stand (the old lines stay in results.jsonl as history)."""
+        from grid_sweeper.job_records import forget
+        from grid_sweeper.launch.pack import release
+        from grid_sweeper.ledger import void
+
+        forget(self.sweep_dir, numbers)
+        void(self.sweep_dir, numbers)
+        for number in numbers:
+            release(str(self.sweep_dir), number)
 
     def _saved_definition(self) -> Dict[str, Any]:
         from grid_sweeper.definition import load_definition

@@ -57,7 +57,9 @@ def test_the_checkpoint_signal_gives_back_unfinished_claims_and_requeues(tmp_pat
     first = worker._next_job()
     assert first is not None and first.number == 0 and list(claims(str(tmp_path))) == [0]
     again = worker.checkpoint()
-    assert claims(str(tmp_path)) == {}  # given back: another worker or the requeued one runs it
+    assert isinstance(again.function, PackWorker) and again.function.launch == "launch-1"  # requeued
     assert worker._next_job() is None  # no new claim once stopping
-    assert isinstance(again.function, PackWorker) and again.function.launch == "launch-1"
+    assert list(claims(str(tmp_path))) == [0]  # held while the pool stops the job's processes,
+    worker._release_unrecorded()  # then given back (the end of the worker's run does this)
+    assert claims(str(tmp_path)) == {}  # another worker, or the requeued one, runs it
     assert os.path.exists(tmp_path / ".grid_sweep" / "pack" / "launch-1" / "0.pkl")

@@ -157,3 +157,44 @@ def test_a_node_failure_requeues_its_jobs_and_each_is_recorded_once(slurm_env, t
     assert {n for n, r in records.items() if r.get("slurm_restarts")} == {n for n in range(4) if again[n] == 2}
     lines = [json.loads(line) for line in (sweep_dir / "results.jsonl").read_text().splitlines()]
     assert sorted(r["job"] for r in lines) == [0, 1, 2, 3]  # one record each
+
+
+def test_resume_reruns_a_failed_job_instead_of_adopting_its_old_end(slurm_env, tmp_path: Path) -> None:
+    sweep_dir, marker = tmp_path / "sweep", tmp_path / "fail-while-here"
+    marker.touch()
+    args = ["hydra/sweeper=grid", "a=[1,2]", "fail=[[2]]"]
+    env = {**_env(), "FAIL_MARKER": str(marker)}
+    first = subprocess.run(_command(sweep_dir, args), cwd=tmp_path, env=env, capture_output=True, text=True,
+                           timeout=180)
+    assert first.returncode == 1, first.stdout + first.stderr
+    marker.unlink()
+    again = subprocess.run(_command(sweep_dir, [*args, "hydra.sweeper.resume=true"]), cwd=tmp_path, env=env,
+                           capture_output=True, text=True, timeout=180)
+    output = again.stdout + again.stderr
+    assert again.returncode == 0, output
+    assert "Adopted" not in output and "resuming: 1 already completed" in output
+    assert runs(sweep_dir, 2) == [1, 2]  # the failed job ran again, the completed one did not
+    assert own_records(sweep_dir)[1]["status"] == "completed"
+
+
+def test_ctrl_c_stops_gridsweep_wait_not_the_jobs(slurm_env, tmp_path: Path) -> None:
+    sweep_dir = tmp_path / "sweep"
+    detached = subprocess.run(_command(sweep_dir, ["hydra/sweeper=grid", "a=[1,2]", "sleep_s=6",
+                                                   "hydra.launcher.detach=true"]),
+                              cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=120)
+    assert detached.returncode == 0, detached.stdout + detached.stderr
+    waiting = subprocess.Popen([str(GRIDSWEEP), "wait", str(sweep_dir)], env=_env(), text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        wait_for(sweep_dir / "0" / "started.json", 60, waiting)
+        waiting.send_signal(signal.SIGINT)
+        _, err = waiting.communicate(timeout=60)
+    finally:
+        if waiting.poll() is None:
+            waiting.kill()
+            waiting.communicate()
+    assert waiting.returncode == 130 and "the jobs go on" in err, err
+    assert "cancelled" not in err
+    again = gridsweep("wait", str(sweep_dir))
+    assert again.returncode == 0, again.stderr
+    assert runs(sweep_dir, 2) == [1, 1]

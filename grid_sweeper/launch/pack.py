@@ -102,6 +102,18 @@ def claims(sweep_dir: str) -> Dict[int, Dict[str, Any]]:
     return found
 
 
+def release_claims_of(sweep_dir: str, worker: str) -> List[int]:
+    """Give back the claims `worker` holds on jobs without a record."""
+    from grid_sweeper.job_records import record_path
+
+    released = []
+    for number, owner in claims(sweep_dir).items():
+        if owner.get("worker") == worker and not record_path(Path(sweep_dir), number).exists():
+            release(sweep_dir, number)
+            released.append(number)
+    return released
+
+
 def release_stale_claims(sweep_dir: str, live_workers: Sequence[str]) -> List[int]:
     """Before a launch: drop the claims of jobs without a record whose worker is no longer on
     Slurm (it died, was cancelled or requeued); the jobs of live workers stay theirs."""
@@ -151,7 +163,7 @@ class _WorkerRecords:
         from grid_sweeper.job_records import claim as claim_record
         from grid_sweeper.records import record_of
 
-        claim_record(Path(self.worker.sweep_dir), record_of(event))
+        claim_record(Path(self.worker.sweep_dir), record_of(event), own=False)
 
     def accepting_new_jobs(self) -> bool:
         return True
@@ -180,6 +192,7 @@ class PackWorker:
         self._cursor = 0
         self._store = store
         self._ends_at = _allocation_end()
+        release_claims_of(self.sweep_dir, _worker_id())  # this worker's, before a requeue
         records = _WorkerRecords(self)
         pool = LocalPool(max_parallel=self.max_parallel, gpus_per_job=self.gpus_per_job,
                          timeout_s=self.job_timeout_min * 60 if self.job_timeout_min else None,
@@ -189,10 +202,11 @@ class PackWorker:
             results = pool.run([], pull=self._next_job)
         except Interrupted as stop:  # scancel, a node going down: the stopped jobs are not lost
             self._stopping = True
-            self._release_unrecorded()
             raise SystemExit(128 + int(getattr(stop, "signum", signal.SIGTERM))) from None
-        records.flush()
-        self._release_unrecorded()
+        finally:  # whatever ended the pool (its jobs are stopped by now): give back what is unfinished
+            if not self._stopping:
+                records.flush()
+            self._release_unrecorded()
         ran = [r.spec.number for r in results if r.started]
         print(f"pack worker {_worker_id()}: ran {len(ran)} job(s) in {time.time() - started:.1f} s", flush=True)
         return {"worker": _worker_id(), "jobs": ran}
@@ -242,9 +256,7 @@ class PackWorker:
         one), and requeue: the requeued worker, another one or a resume runs them again."""
         from submitit.helpers import DelayedSubmission
 
-        self._stopping = True
-        self._release_unrecorded()
-        self._mine = []
+        self._stopping = True  # the claims are given back once the pool has stopped the jobs
         return DelayedSubmission(PackWorker(self.sweep_dir, self.launch, self.gpus_per_job, self.max_parallel,
                                             self.job_timeout_min, self.kill_grace_s))
 
@@ -309,7 +321,12 @@ def run_packed(options: Any, sweep_dir: str, jobs: Sequence[Any], listener: Any,
         store.write(number, job, overrides, judge)
     numbers = [int(number) for number, _, _ in jobs]
     store.write_order(numbers)
-    live = _live_workers(sweep_dir, client)
+    live = live_workers(sweep_dir, client)
+    if live is None:
+        from .slurm import ControllerUnreachable
+
+        raise ControllerUnreachable("cannot ask Slurm's controller whether this sweep's packed workers still "
+                                    "run; nothing was submitted, so that no job runs twice: try again later")
     stale = release_stale_claims(sweep_dir, live)
     if stale:
         log.info("%d job(s) claimed by packed workers no longer on Slurm: given back", len(stale))
@@ -321,7 +338,7 @@ def run_packed(options: Any, sweep_dir: str, jobs: Sequence[Any], listener: Any,
     log.info("Packed: %d job(s) in %d allocation(s), %d at a time in each%s", len(numbers), count, slots,
              f", {options.gpus_per_job} GPU(s) per job" if options.gpus_per_job else "")
     watcher = _Watcher(sweep_dir, {int(n): list(o) for n, _, o in jobs}, listener)
-    runner = SlurmRunner(dataclasses.replace(options, pack=False), listener=_WorkerEvents(), client=client,
+    runner = SlurmRunner(dataclasses.replace(options, pack=False), listener=_WorkerEvents(sweep_dir), client=client,
                          on_submitted=lambda array_id, submitted: _note_workers(sweep_dir, submitted),
                          keep_on_hangup=True)
     if options.detach:
@@ -343,7 +360,7 @@ def follow_workers(sweep_dir: str, overrides: Dict[int, List[str]], listener: An
     watcher = _Watcher(str(sweep_dir), overrides, listener)
     watcher.start()
     try:
-        while _live_workers(str(sweep_dir), client):
+        while live_workers(str(sweep_dir), client) != []:  # None (the controller silent): keep waiting
             time.sleep(poll_s)
     finally:
         watcher.stop()
@@ -358,8 +375,9 @@ def _note_workers(sweep_dir: str, submitted: Sequence[Any]) -> None:
         os.fsync(out.fileno())
 
 
-def _live_workers(sweep_dir: str, client: Any) -> List[str]:
-    """Packed workers of earlier launches of this sweep that are still on Slurm."""
+def live_workers(sweep_dir: str, client: Any) -> Optional[List[str]]:
+    """Packed workers of launches of this sweep that are still on Slurm; None when Slurm's
+    controller cannot be asked (then nobody may take their jobs)."""
     from .slurm_state import split_ids
 
     path = Path(sweep_dir) / WORKERS_FILE
@@ -371,12 +389,19 @@ def _live_workers(sweep_dir: str, client: Any) -> List[str]:
             ids += [str(j) for j in json.loads(line)["workers"]]
     if not ids:
         return []
-    states = client.queue_states({split_ids(j)[0] for j in ids}) or {}
+    states = client.queue_states({split_ids(j)[0] for j in ids})
+    if states is None:
+        return None
     return [j for j in ids if states.get(j) is not None and states[j].active]
 
 
 class _WorkerEvents:
-    """The runner's listener for the workers themselves: their ends are logged, the jobs' are the watcher's."""
+    """The runner's listener for the workers themselves: their ends are logged and the claims an
+    ended worker still holds without a record are given back (it died: a node failure, SIGKILL,
+    out of memory); the jobs' own events are the watcher's."""
+
+    def __init__(self, sweep_dir: str) -> None:
+        self.sweep_dir = sweep_dir
 
     def job_started(self, event: JobEvent) -> None:
         return None
@@ -384,6 +409,10 @@ class _WorkerEvents:
     def job_finished(self, event: JobEvent) -> None:
         if event.status != "completed":
             log.warning("packed worker %s ended: %s", event.job_id, event.error)
+        given_back = release_claims_of(self.sweep_dir, event.job_id)
+        if given_back:
+            log.warning("packed worker %s left %d job(s) unfinished: given back (a running worker or a "
+                        "resume runs them)", event.job_id, len(given_back))
 
     def accepting_new_jobs(self) -> bool:
         return True
@@ -407,7 +436,10 @@ class _Watcher:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join()
-        self.scan()  # whatever ended since the last look
+        try:
+            self.scan()  # whatever ended since the last look
+        except Exception:  # noqa: BLE001 - the sweep's end repairs results.jsonl from the records
+            log.exception("the last look at the packed jobs failed")
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval_s):
@@ -417,15 +449,38 @@ class _Watcher:
                 log.exception("watching the packed jobs failed; going on")
 
     def scan(self) -> None:
-        from grid_sweeper.job_records import all_records
+        """New claims and records only: names are listed, only those not seen are read."""
+        from grid_sweeper.job_records import read, records_dir
         from grid_sweeper.records import event_of_record
 
-        for number, owner in claims(self.sweep_dir).items():
+        for number in _numbers_in(claims_dir(Path(self.sweep_dir))):
             if number in self.overrides and number not in self.started and number not in self.finished:
+                owner = _read_json(claims_dir(Path(self.sweep_dir)) / str(number))
                 self.started.add(number)
                 self.listener.job_started(JobEvent(number, self.overrides[number], job_id=str(owner.get("worker", "")),
                                                    start=owner.get("time")))
-        for number, record in all_records(Path(self.sweep_dir)).items():
+        folder = records_dir(Path(self.sweep_dir))
+        for number in _numbers_in(folder, ".json"):
             if number in self.overrides and number not in self.finished:
-                self.finished.add(number)
-                self.listener.job_finished(event_of_record(record))
+                record = read(folder / f"{number}.json")
+                if record is not None:
+                    self.listener.job_finished(event_of_record(record))
+                    self.finished.add(number)
+
+
+def _numbers_in(folder: Path, suffix: str = "") -> List[int]:
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return []
+    cut = len(suffix)
+    return [int(name[: len(name) - cut]) for name in names
+            if name.endswith(suffix) and name[: len(name) - cut].isdigit()]
+
+
+def _read_json(path: Path) -> Dict[str, Any]:
+    try:
+        value = json.loads(path.read_text(encoding="utf-8") or "{}")
+    except (OSError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import signal
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -46,7 +47,7 @@ from .slurm_script import first_folder_without_ids, sbatch_script
 from .slurm_state import FINAL_STATES, VANISHED, JobState, SlurmClient, split_ids
 
 __all__ = [
-    "SlurmJobError", "SlurmOptions", "SlurmResult", "SlurmRunner", "SlurmTask", "command_task",
+    "ControllerUnreachable", "SlurmJobError", "SlurmOptions", "SlurmResult", "SlurmRunner", "SlurmTask", "command_task",
     "default_event",
 ]
 
@@ -62,6 +63,24 @@ OnSubmitted = Callable[[str, List[Tuple[int, str, List[str]]]], None]
 
 #: what became of a job submitted earlier (`SlurmRunner.classify`)
 ON_SLURM, HAS_RESULT, GONE = "on_slurm", "has_result", "gone"
+
+
+class ControllerUnreachable(RuntimeError):
+    """Slurm's controller could not be asked about jobs submitted earlier."""
+
+
+@contextlib.contextmanager
+def _stop_signals_held() -> Any:
+    """SIGINT, SIGTERM and SIGHUP wait until the block ends (main thread only), then act."""
+    stops = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+    if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, stops)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def command_task(argv: Sequence[str], number: int = 0, cwd: Optional[str] = None,
@@ -140,8 +159,8 @@ class SlurmRunner:
         self._tasks = list(tasks)
         self._results = [None] * len(self._tasks)
         self._adopt(adopted or {})
-        self._queue = [i for i in range(len(self._tasks)) if self._results[i] is None
-                       and i not in {j.index for j in self._live.values()}]
+        watched = {j.index for j in self._live.values()}
+        self._queue = [i for i in range(len(self._tasks)) if self._results[i] is None and i not in watched]
         if not self._tasks:
             return []
         chunk = self.client.max_array_size()
@@ -170,18 +189,22 @@ class SlurmRunner:
         """What became of jobs an earlier run submitted (Slurm job id -> its submitit folder):
         ON_SLURM (pending, running, requeued), HAS_RESULT (its result file is there) or GONE
         (ended without a result, or forgotten by the controller). None of them is waited for."""
-        states = self.client.queue_states({split_ids(j)[0] for j in jobs}) or {}
         found: Dict[str, str] = {}
         for job_id, folder in jobs.items():
             result = result_files(folder, job_id, 1)[0]
             refresh_folder(result.parent)
-            state = states.get(job_id) or self.client.job_state(job_id)
             if result.exists():
                 found[job_id] = HAS_RESULT
-            elif state is not None and state.active:
-                found[job_id] = ON_SLURM
-            else:
-                found[job_id] = GONE
+        asked = {split_ids(j)[0] for j in jobs if j not in found}
+        states = self.client.queue_states(asked) if asked else {}
+        if states is None:  # "could not ask" is not "gone": rerunning them could run them twice
+            raise ControllerUnreachable(
+                "cannot ask Slurm's controller (squeue failed) whether this sweep's jobs still run; "
+                "nothing was submitted, so that no job runs twice: try again when it answers")
+        for job_id in jobs:
+            if job_id not in found:  # squeue --states=all lists ended jobs for MinJobAge: absent is gone
+                state = states.get(job_id)
+                found[job_id] = ON_SLURM if state is not None and state.active else GONE
         return found
 
     def _adopt(self, adopted: Dict[int, Tuple[str, str]]) -> None:
@@ -236,15 +259,16 @@ class SlurmRunner:
                 delayed.dump(path)
                 pickles.append(path)
             script.write_text(sbatch_script(opts, len(indexes), throttle), encoding="utf-8")
-            array_id = self.client.sbatch(str(script))
+            with _stop_signals_held():  # no array is submitted without its ledger line and watcher
+                array_id = self.client.sbatch(str(script))
+                array = _Array(array_id, throttle, [f"{array_id}_{k}" for k in range(len(indexes))])
+                self.arrays.append(array)
+                self._tell_submitted(array, indexes)
         except BaseException:
             for path in [*pickles, script]:
                 with contextlib.suppress(OSError):
                     path.unlink()
             raise
-        array = _Array(array_id, throttle, [f"{array_id}_{k}" for k in range(len(indexes))])
-        self.arrays.append(array)
-        self._tell_submitted(array, indexes)
         for job_id, index in zip(array.jobs, indexes):
             logs = log_paths(opts.folder, job_id, stderr_to_stdout=opts.stderr_to_stdout)
             self._live[job_id] = _Job(index, job_id, array_id, logs, opts.folder)
