@@ -63,3 +63,10 @@ def test_the_checkpoint_signal_gives_back_unfinished_claims_and_requeues(tmp_pat
     worker._release_unrecorded()  # then given back (the end of the worker's run does this)
     assert claims(str(tmp_path)) == {}  # another worker, or the requeued one, runs it
     assert os.path.exists(tmp_path / ".grid_sweep" / "pack" / "launch-1" / "0.pkl")
+
+
+def test_workers_start_no_job_once_the_sweep_says_stop(tmp_path: Path) -> None:
+    store = _store(tmp_path, 3)
+    store.stop_file.write_text("the failure-rate guard\n")
+    assert PackWorker(str(tmp_path), "launch-1")()["jobs"] == []
+    assert claims(str(tmp_path)) == {}

@@ -77,3 +77,16 @@ def test_a_killed_worker_loses_no_job(slurm_env, tmp_path: Path) -> None:
     assert completed == [1] * 12  # every job ran to its end exactly once
     assert 2 in runs(sweep_dir, 12)  # the killed worker's jobs started again elsewhere
     assert sorted(received(sweep_dir)) == list(range(12))
+
+
+def test_the_failure_rate_guard_stops_packed_workers(slurm_env, tmp_path: Path) -> None:
+    sweep_dir = tmp_path / "sweep"
+    proc = subprocess.run(_command(sweep_dir, [*PACK, "a=range(0,8)", "fail=[[0,1,2,3,4,5,6,7]]", "sleep_s=0.5",
+                                               "hydra.sweeper.max_failure_rate=0.2", "hydra.launcher.workers=1"]),
+                          cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=240)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 1, output
+    assert "the packed workers start no new job" in output
+    ran = sum(1 for n in range(8) if (sweep_dir / str(n) / "runs.txt").exists())
+    assert 2 <= ran < 8, output  # stopped after more than 20% of 8 failed
+    assert len(own_records(sweep_dir)) == ran

@@ -62,6 +62,11 @@ class PackStore:
     def order(self) -> List[int]:
         return [int(n) for n in json.loads((self.root / "order.json").read_text(encoding="utf-8"))]
 
+    @property
+    def stop_file(self) -> Path:
+        """Once it exists, the workers start no new job (the sweep's failure-rate guard)."""
+        return self.root / "stop"
+
     def load(self, number: int) -> Dict[str, Any]:
         import pickle
 
@@ -214,7 +219,7 @@ class PackWorker:
     def _next_job(self) -> Optional[JobSpec]:
         from grid_sweeper.job_records import record_path
 
-        if self._stopping or self._too_late():
+        if self._stopping or self._too_late() or self._store.stop_file.exists():
             return None
         owner = {"worker": _worker_id(), "host": socket.gethostname(), "pid": os.getpid(), "time": time.time()}
         claimed = claims_dir(Path(self.sweep_dir))
@@ -337,7 +342,7 @@ def run_packed(options: Any, sweep_dir: str, jobs: Sequence[Any], listener: Any,
     tasks = [SlurmTask(fn=worker, number=i, label=f"packed worker {i}") for i in range(count)]
     log.info("Packed: %d job(s) in %d allocation(s), %d at a time in each%s", len(numbers), count, slots,
              f", {options.gpus_per_job} GPU(s) per job" if options.gpus_per_job else "")
-    watcher = _Watcher(sweep_dir, {int(n): list(o) for n, _, o in jobs}, listener)
+    watcher = _Watcher(sweep_dir, {int(n): list(o) for n, _, o in jobs}, listener, stop_file=store.stop_file)
     runner = SlurmRunner(dataclasses.replace(options, pack=False), listener=_WorkerEvents(sweep_dir), client=client,
                          on_submitted=lambda array_id, submitted: _note_workers(sweep_dir, submitted),
                          keep_on_hangup=True)
@@ -421,10 +426,12 @@ class _WorkerEvents:
 class _Watcher:
     """Tells the sweep's listener of each job's start (its claim) and end (its record), from the dir."""
 
-    def __init__(self, sweep_dir: str, overrides: Dict[int, List[str]], listener: Any, interval_s: float = 0.5) -> None:
+    def __init__(self, sweep_dir: str, overrides: Dict[int, List[str]], listener: Any, interval_s: float = 0.5,
+                 stop_file: Optional[Path] = None) -> None:
         import threading
 
         self.sweep_dir, self.overrides, self.listener, self.interval_s = sweep_dir, overrides, listener, interval_s
+        self.stop_file = stop_file  # written once the listener accepts no new job
         self.started: set = set()
         self.finished: set = set()
         self._stop = threading.Event()
@@ -466,6 +473,9 @@ class _Watcher:
                 if record is not None:
                     self.listener.job_finished(event_of_record(record))
                     self.finished.add(number)
+        if self.stop_file is not None and not self.stop_file.exists() and not self.listener.accepting_new_jobs():
+            self.stop_file.write_text("the sweep's failure-rate guard\n", encoding="utf-8")
+            log.warning("The sweep stopped accepting new jobs: the packed workers start no new job")
 
 
 def _numbers_in(folder: Path, suffix: str = "") -> List[int]:
