@@ -58,7 +58,7 @@ def _record_of(config: DictConfig, start: float, value: Any, error: Any) -> Dict
     from hydra_plugins.hydra_grid_sweeper._job_log import job_log_path
     from hydra_plugins.hydra_grid_sweeper._records import exception_text
 
-    logs = _slurm_logs()
+    logs = _job_logs()
     if error is not None:
         log_file = job_log_path(config)
         if log_file:
@@ -87,7 +87,7 @@ def _job_id() -> str:
     return os.environ.get("SLURM_JOB_ID") or str(os.getpid())
 
 
-def _slurm_logs() -> Dict[str, str]:
+def _job_logs() -> Dict[str, str]:
     """The job's log files: its own when it runs in a pool's process (`grid_local`, a packed
     Slurm worker), else the Slurm job's when it runs as a submitit job."""
     from grid_sweeper.launch.child import current_logs
