@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import subprocess
+import threading
 from pathlib import Path
 from typing import Any, Dict, List
 
@@ -90,3 +92,38 @@ def test_the_failure_rate_guard_stops_packed_workers(slurm_env, tmp_path: Path) 
     ran = sum(1 for n in range(8) if (sweep_dir / str(n) / "runs.txt").exists())
     assert 2 <= ran < 8, output  # stopped after more than 20% of 8 failed
     assert len(own_records(sweep_dir)) == ran
+
+
+def test_the_time_limit_signal_requeues_the_worker_and_loses_no_job(slurm_env, tmp_path: Path) -> None:
+    """Slurm's USR2 before the time limit (sent here with scancel, as Slurm sends it: its own
+    timing may come up to a minute early): the worker stops claiming, gives back the job it was
+    running and requeues itself; its second run does the rest. Each job completes exactly once."""
+    stop = threading.Event()
+
+    def release() -> None:  # a requeued job waits ~2 min (BeginTime) unless released
+        while not stop.wait(1.0):
+            slurm_env.release_held_back()
+
+    helper = threading.Thread(target=release, daemon=True)
+    helper.start()
+    sweep_dir = tmp_path / "sweep"
+    proc = start(tmp_path, sweep_dir, [*PACK[1:], "a=range(0,5)", "sleep_s=3", "hydra.launcher.workers=1",
+                                       "hydra.launcher.max_num_timeout=1"])
+    try:
+        wait_for(sweep_dir / "1" / "started.json", 90, proc)  # the second job runs
+        worker = json.loads((sweep_dir / ".grid_sweep" / "claims" / "1").read_text())["worker"]
+        subprocess.run(["scancel", "--signal=USR2", worker], check=True, env=_env())
+        output, _ = proc.communicate(timeout=240)
+    finally:
+        stop.set()
+        helper.join()
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, output
+    assert re.search(r"requeued by Slurm .*requeued 1 time", output), output
+    completions = [len((sweep_dir / str(n) / "completions.txt").read_text().splitlines()) for n in range(5)]
+    assert completions == [1] * 5, output
+    assert runs(sweep_dir, 5)[1] == 2  # the job running at the signal started again after the requeue
+    restarts = {n: r["env"]["SLURM_RESTART_COUNT"] for n, r in received(sweep_dir).items()}
+    assert restarts[0] in (None, "0") and restarts[4] == "1", restarts  # both runs of the worker did jobs

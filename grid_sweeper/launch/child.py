@@ -253,6 +253,15 @@ def _reset_signals() -> None:
         signal.set_wakeup_fd(-1)
     except (ValueError, OSError):  # pragma: no cover
         pass
+    # a job starts with the dispositions a fresh process has, not the launcher's Python handlers
+    # (a packed Slurm worker's submitit handler for USR2 would checkpoint the worker from each job)
+    for signum in signal.valid_signals():
+        try:
+            handler = signal.getsignal(signum)
+            if callable(handler) and handler is not signal.default_int_handler:
+                signal.signal(signum, signal.SIG_DFL)
+        except (OSError, ValueError, TypeError):  # pragma: no cover - signals Python cannot touch
+            pass
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)

@@ -141,7 +141,7 @@ class _WorkerRecords:
     #: a job killed by one of these may have been killed with its worker (scancel signals every
     #: process of the allocation, the job's possibly first): recorded only once the worker ends well
     _MAYBE_WORKERS = ("killed by signal SIGTERM", "killed by signal SIGKILL", "killed by signal SIGINT",
-                      "killed by signal SIGHUP")
+                      "killed by signal SIGHUP", "killed by signal SIGUSR2", "killed by signal SIGUSR1")
 
     def __init__(self, worker: PackWorker) -> None:
         self.worker = worker
