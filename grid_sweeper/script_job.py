@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, List, Optional
 
 
 class RecordedCommand:
@@ -37,14 +37,15 @@ class RecordedCommand:
     def _record(self, start: float, stdout: str = "", error: str = "") -> None:
         from grid_sweeper.events import COMPLETED, FAILED, JobEvent
         from grid_sweeper.job_records import claim
+        from grid_sweeper.launch.job_env import job_logs, slurm_job_id
         from grid_sweeper.records import record_of
         from grid_sweeper.script_metrics import last_line, metric_of
 
         metric = metric_of(last_line(stdout)) if not error else None
         event = JobEvent(self.number, self.overrides, status=FAILED if error else COMPLETED,
-                         job_id=_slurm_job_id(), output_dir=os.path.join(self.sweep_dir, str(self.number)),
+                         job_id=slurm_job_id(), output_dir=os.path.join(self.sweep_dir, str(self.number)),
                          start=start, end=time.time(), return_value=metric if metric is not None else 0,
-                         error=error, logs=_logs())
+                         error=error, logs=job_logs())
         try:
             claim(self.sweep_dir, record_of(event))
         except OSError as failure:  # the launcher (or gridsweep wait) still records it from Slurm
@@ -60,24 +61,3 @@ def _failure(error: BaseException) -> str:
     reason = last_line(str(getattr(cause, "stderr", "") or error))
     head = f"exited with code {code}" if code is not None else type(error).__name__
     return f"{head}: {reason}" if reason else head
-
-
-def _slurm_job_id() -> str:
-    array, task = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
-    return f"{array}_{task}" if array and task else os.environ.get("SLURM_JOB_ID", "")
-
-
-def _logs() -> Dict[str, str]:
-    """The job's own log files in a packed worker's pool, else its Slurm job's."""
-    from grid_sweeper.launch.child import current_logs
-
-    own = current_logs()
-    if own:
-        return own
-    try:
-        from submitit import JobEnvironment
-
-        paths = JobEnvironment().paths
-        return {"stdout": str(paths.stdout), "stderr": str(paths.stderr)}
-    except Exception:  # noqa: BLE001 - not inside a submitit job
-        return {}

@@ -527,6 +527,24 @@ class SlurmCluster:
                 released.append(job)
         return released
 
+    @contextlib.contextmanager
+    def releasing_held_back(self, every_s: float = 1.0) -> Iterator[None]:
+        """While inside, requeued jobs are released every `every_s` seconds (`release_held_back`),
+        so that a test need not wait out their ~2 min begin time."""
+        stop = threading.Event()
+
+        def release() -> None:
+            while not stop.wait(every_s):
+                self.release_held_back()
+
+        helper = threading.Thread(target=release, name="release-held-back", daemon=True)
+        helper.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            helper.join()
+
     def sacct(self, *args: str) -> str:
         """``sacct ARGS`` output (accounting mode only)."""
         if not self.accounting:

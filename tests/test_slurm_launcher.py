@@ -9,7 +9,6 @@ import re
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any, Dict, List, Tuple
@@ -316,15 +315,7 @@ def test_ctrl_c_cancels_the_submitted_jobs(slurm_env, tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_time_limit_requeues_through_the_checkpoint(slurm_env, tmp_path: Path) -> None:
-    stop = threading.Event()
-
-    def release() -> None:  # a requeued job waits ~2 min (BeginTime) unless released
-        while not stop.wait(1.0):
-            slurm_env.release_held_back()
-
-    helper = threading.Thread(target=release, daemon=True)
-    helper.start()
-    try:
+    with slurm_env.releasing_held_back():  # a requeued job waits ~2 min (BeginTime) unless released
         proc, sweep_dir = sweep(
             tmp_path,
             "a=7",
@@ -334,9 +325,6 @@ def test_time_limit_requeues_through_the_checkpoint(slurm_env, tmp_path: Path) -
             "hydra.launcher.max_num_timeout=1",
             timeout=240,
         )
-    finally:
-        stop.set()
-        helper.join()
     assert proc.returncode == 0, proc.stdout + proc.stderr
     (job,) = received(sweep_dir).values()
     assert job["env"]["SLURM_RESTART_COUNT"] == "1"

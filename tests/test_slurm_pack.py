@@ -6,7 +6,6 @@ import itertools
 import json
 import re
 import subprocess
-import threading
 from pathlib import Path
 from typing import Any, Dict, List
 
@@ -100,28 +99,19 @@ def test_the_time_limit_signal_requeues_the_worker_and_loses_no_job(slurm_env, t
     """Slurm's USR2 before the time limit (sent here with scancel, as Slurm sends it: its own
     timing may come up to a minute early): the worker stops claiming, gives back the job it was
     running and requeues itself; its second run does the rest. Each job completes exactly once."""
-    stop = threading.Event()
-
-    def release() -> None:  # a requeued job waits ~2 min (BeginTime) unless released
-        while not stop.wait(1.0):
-            slurm_env.release_held_back()
-
-    helper = threading.Thread(target=release, daemon=True)
-    helper.start()
     sweep_dir = tmp_path / "sweep"
-    proc = start(tmp_path, sweep_dir, [*PACK[1:], "a=range(0,5)", "sleep_s=3", "hydra.launcher.workers=1",
-                                       "hydra.launcher.max_num_timeout=1"])
-    try:
-        wait_for(sweep_dir / "1" / "started.json", 90, proc)  # the second job runs
-        worker = json.loads((sweep_dir / ".grid_sweep" / "claims" / "1").read_text())["worker"]
-        subprocess.run(["scancel", "--signal=USR2", worker], check=True, env=_env())
-        output, _ = proc.communicate(timeout=240)
-    finally:
-        stop.set()
-        helper.join()
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+    with slurm_env.releasing_held_back():  # a requeued job waits ~2 min (BeginTime) unless released
+        proc = start(tmp_path, sweep_dir, [*PACK[1:], "a=range(0,5)", "sleep_s=3", "hydra.launcher.workers=1",
+                                           "hydra.launcher.max_num_timeout=1"])
+        try:
+            wait_for(sweep_dir / "1" / "started.json", 90, proc)  # the second job runs
+            worker = json.loads((sweep_dir / ".grid_sweep" / "claims" / "1").read_text())["worker"]
+            subprocess.run(["scancel", "--signal=USR2", worker], check=True, env=_env())
+            output, _ = proc.communicate(timeout=240)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
     assert proc.returncode == 0, output
     assert re.search(r"requeued by Slurm .*requeued 1 time", output), output
     completions = [len((sweep_dir / str(n) / "completions.txt").read_text().splitlines()) for n in range(5)]

@@ -267,10 +267,9 @@ class PackWorker:
 
 
 def _worker_id() -> str:
-    array, task = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
-    if array and task:
-        return f"{array}_{task}"
-    return os.environ.get("SLURM_JOB_ID") or f"pid{os.getpid()}"
+    from .job_env import slurm_job_id
+
+    return slurm_job_id() or f"pid{os.getpid()}"
 
 
 def _allocation_end() -> Optional[float]:

@@ -54,11 +54,12 @@ class RecordedTask:
 
 def _record_of(config: DictConfig, start: float, value: Any, error: Any) -> Dict[str, Any]:
     from grid_sweeper.events import COMPLETED, FAILED, JobEvent
+    from grid_sweeper.launch.job_env import job_logs, slurm_job_id
     from grid_sweeper.records import record_of
     from hydra_plugins.hydra_grid_sweeper._job_log import job_log_path
     from hydra_plugins.hydra_grid_sweeper._records import exception_text
 
-    logs = _job_logs()
+    logs = job_logs()
     if error is not None:
         log_file = job_log_path(config)
         if log_file:
@@ -67,7 +68,7 @@ def _record_of(config: DictConfig, start: float, value: Any, error: Any) -> Dict
         number=int(config.hydra.job.num),
         overrides=[str(o) for o in OmegaConf.to_container(config.hydra.overrides.task)],
         status=FAILED if error is not None else COMPLETED,
-        job_id=_job_id(),
+        job_id=slurm_job_id() or str(os.getpid()),
         output_dir=str(OmegaConf.select(config, "hydra.runtime.output_dir", default="") or ""),
         start=start, end=time.time(),
         return_value=value, error=exception_text(error) if error is not None else "", logs=logs,
@@ -77,28 +78,3 @@ def _record_of(config: DictConfig, start: float, value: Any, error: Any) -> Dict
     if restarts:
         record["slurm_restarts"] = restarts  # requeued by Slurm (node failure, preemption...)
     return record
-
-
-def _job_id() -> str:
-    """The Slurm job (array element) this runs as, else the process id."""
-    array, task = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
-    if array and task:
-        return f"{array}_{task}"
-    return os.environ.get("SLURM_JOB_ID") or str(os.getpid())
-
-
-def _job_logs() -> Dict[str, str]:
-    """The job's log files: its own when it runs in a pool's process (`grid_local`, a packed
-    Slurm worker), else the Slurm job's when it runs as a submitit job."""
-    from grid_sweeper.launch.child import current_logs
-
-    own = current_logs()
-    if own or not os.environ.get("SUBMITIT_EXECUTOR"):
-        return own
-    try:
-        from submitit import JobEnvironment
-
-        paths = JobEnvironment().paths
-        return {"stdout": str(paths.stdout), "stderr": str(paths.stderr)}
-    except Exception:  # noqa: BLE001 - not inside a submitit job after all
-        return {}
