@@ -24,7 +24,9 @@ def main(cfg: DictConfig) -> float:
     with runs.open("a") as handle:
         handle.write(f"{time.time()}\n")
     job_id = HydraConfig.get().job.id
-    (out / "started.json").write_text(json.dumps({"a": cfg.a, "job_id": job_id, "time": time.time()}))
+    started = out / "started.json.tmp"  # whole or absent: tests read it the moment it appears
+    started.write_text(json.dumps({"a": cfg.a, "job_id": job_id, "time": time.time()}))
+    os.replace(started, out / "started.json")
     if cfg.a in cfg.ignore_signals:  # neither the checkpoint signal nor Slurm's SIGTERM
         signal.signal(signal.SIGUSR2, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
