@@ -222,6 +222,66 @@ def test_queued_jobs_start_as_soon_as_a_slot_frees(tmp_path: Path) -> None:
     assert peak == 2
 
 
+class AheadJob:
+    """A `Preparable` job: `prepare` runs in the launcher, the job reports what it inherited."""
+
+    def __init__(self, marker: Path, fail: bool = False) -> None:
+        self.marker, self.fail = marker, fail
+        self.prepared_in: Any = None
+        self.forgotten = 0
+
+    def prepare(self) -> None:
+        if self.fail:
+            raise RuntimeError("no advance work today")
+        self.prepared_in = os.getpid()
+        self.marker.write_text(str(os.getpid()))
+
+    def forget(self) -> None:
+        self.prepared_in = None
+        self.forgotten += 1
+
+    def __call__(self) -> Any:
+        return {"prepared_in": self.prepared_in, "pid": os.getpid()}
+
+
+def wait_for_file(path: str, timeout: float = 30.0) -> str:
+    """Job 0: runs until the launcher has prepared the next job (it must, while it waits)."""
+    deadline = time.monotonic() + timeout
+    while not os.path.exists(path):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{path} never appeared")
+        time.sleep(0.01)
+    return "seen"
+
+
+def test_the_next_jobs_are_prepared_in_the_launcher_while_it_waits(tmp_path: Path) -> None:
+    """While the running job holds the one slot, the pool prepares the queued jobs (not further
+    ahead than a slot's worth); each forked job inherits what was prepared, and the launcher
+    drops its copy once the job runs. A job whose preparation fails does it itself."""
+    marker = tmp_path / "prepared-1"
+    ahead = AheadJob(marker)
+    failing = AheadJob(tmp_path / "never", fail=True)
+    results = LocalPool(max_parallel=1).run([
+        spec(tmp_path, 0, partial(wait_for_file, str(marker))),
+        spec(tmp_path, 1, ahead),
+        spec(tmp_path, 2, failing),
+    ])
+    assert [r.status for r in results] == [COMPLETED] * 3, [r.error for r in results]
+    assert results[1].value["prepared_in"] == os.getpid() != results[1].value["pid"]
+    assert results[2].value["prepared_in"] is None  # its preparation failed: it ran anyway
+    assert ahead.prepared_in is None and ahead.forgotten == 1  # the launcher let go of it
+    assert failing.forgotten == 1 and not (tmp_path / "never").exists()
+
+
+def test_jobs_are_not_prepared_with_spawn(tmp_path: Path) -> None:
+    marker = tmp_path / "prepared"
+    job = AheadJob(marker)
+    results = LocalPool(max_parallel=1, start_method="spawn").run([
+        spec(tmp_path, 0, partial(time.sleep, 0.3)), spec(tmp_path, 1, job)])
+    assert [r.status for r in results] == [COMPLETED] * 2
+    assert results[1].value["prepared_in"] is None and not marker.exists()
+
+
 def test_listener_events_and_accepting_new_jobs(tmp_path: Path) -> None:
     listener = Recorder(accept_first=2)
     specs = [

@@ -4,7 +4,18 @@ from __future__ import annotations
 import os
 import signal
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
+from typing import (
+    Any,
+    Callable,
+    Dict,
+    List,
+    NamedTuple,
+    Optional,
+    Protocol,
+    Sequence,
+    Tuple,
+    runtime_checkable,
+)
 
 from ..events import COMPLETED, FAILED
 
@@ -18,6 +29,17 @@ class Verdict(NamedTuple):
     ok: bool
     value: Any
     error: str = ""
+
+
+@runtime_checkable
+class Preparable(Protocol):
+    """A job target with work the launcher can do ahead of the job's start, while it waits on
+    running jobs, so that a forked job inherits it instead of doing it on its own clock (a
+    Hydra job's config). `forget` drops it in the launcher once the job's process has it."""
+
+    def prepare(self) -> None: ...
+
+    def forget(self) -> None: ...
 
 
 @dataclass

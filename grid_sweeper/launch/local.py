@@ -28,7 +28,7 @@ from .child import ERROR, OK, ChildSetup, where_path
 from .console import ConsoleEcho
 from .forksafety import fork_unsafe_reason
 from .gpus import GpuPool, GpuSet, detect_gpus, gpu_sets
-from .jobs import Interrupted, JobFailed, JobResult, JobSpec, Verdict
+from .jobs import Interrupted, JobFailed, JobResult, JobSpec, Preparable, Verdict
 from .procs import (
     JobProcess,
     exit_description,
@@ -54,6 +54,7 @@ log = logging.getLogger(__name__)
 START_METHODS = ("fork", "spawn")
 _POLL_S = 0.05  # wake-up interval where exits cannot be waited for (no pidfd)
 _CONSOLE_POLL_S = 0.2
+_IDLE_S = 0.05  # nothing ended for this long: the pool does the next jobs' advance work
 
 
 def cpu_count() -> int:
@@ -142,6 +143,7 @@ class LocalPool:
         self._tmp = tempfile.mkdtemp(prefix="grid-local-")
         self._stopping = False
         self._seen_signals = 0
+        self._prepared: set = set()
         pending: Any = deque(range(len(self._specs)))
         if pull is not None:
             pending = _Pulled(self, pending, pull)
@@ -156,7 +158,9 @@ class LocalPool:
                             accepting = self._start_queued(pending)
                         if not self._running:
                             break
-                        self._wait()
+                        ahead = self._to_prepare(pending) if accepting else None
+                        if not self._wait(limit=None if ahead is None else _IDLE_S) and ahead is not None:
+                            self._prepare(ahead)  # idle: nothing ended for a while
                         self._reap()
                         self._enforce_deadlines()
                         if self.console is not None:
@@ -204,6 +208,27 @@ class LocalPool:
             self._start(pending.popleft())
         return True
 
+    def _to_prepare(self, pending: Any) -> Optional[int]:
+        """One of the next jobs to start whose target has advance work (`Preparable`) not done
+        yet, or None."""
+        if self._method != "fork" or not isinstance(pending, deque) or self._trap.received:
+            return None
+        for position, index in enumerate(pending):
+            if position >= self.max_parallel:
+                break
+            if index not in self._prepared and isinstance(self._specs[index].target, Preparable):
+                return index
+        return None
+
+    def _prepare(self, index: int) -> None:
+        """Do a job's advance work in this process, while it has nothing else to do (a forked
+        job inherits it; its own start then costs less)."""
+        self._prepared.add(index)
+        try:
+            self._specs[index].target.prepare()  # type: ignore[union-attr]
+        except Exception:  # the job does that work itself when it starts
+            log.debug("%s: advance work failed", self._specs[index].name, exc_info=True)
+
     def _accepting(self) -> bool:
         try:
             return bool(self.listener.accepting_new_jobs())
@@ -230,6 +255,8 @@ class LocalPool:
                     r.proc.pidfd for r in self._running.values() if r.proc.pidfd is not None
                 ]
                 proc = start_forked(spec.target, setup)  # type: ignore[arg-type]
+                if isinstance(spec.target, Preparable):
+                    spec.target.forget()  # the job's process has it now
             else:
                 proc = start_spawned(spec.target, setup, self._tmp)  # type: ignore[arg-type]
         except Exception as e:
@@ -253,7 +280,9 @@ class LocalPool:
             self.console.add(proc.pid, spec.name, [setup.stdout, setup.stderr])
         self._notify("job_started", self._event(res, RUNNING))
 
-    def _wait(self) -> None:
+    def _wait(self, limit: Optional[float] = None) -> bool:
+        """Sleep until a job ends, a deadline passes or a signal comes, at most `limit` seconds;
+        True when a job's end or a signal woke it."""
         now = time.monotonic()
         wake = [t for r in self._running.values() for t in (r.deadline, r.kill_at) if t]
         timeout = max(min(wake) - now, 0.0) if wake else None
@@ -262,14 +291,18 @@ class LocalPool:
             timeout = _POLL_S if timeout is None else min(timeout, _POLL_S)
         if self.console is not None:
             timeout = _CONSOLE_POLL_S if timeout is None else min(timeout, _CONSOLE_POLL_S)
+        if limit is not None:
+            timeout = limit if timeout is None else min(timeout, limit)
         trap_fd = self._trap.fileno()
         if trap_fd is not None:
             fds.append(trap_fd)
+        woke = False
         if fds:
-            select.select(fds, [], [], timeout)
+            woke = bool(select.select(fds, [], [], timeout)[0])
         elif timeout:
             time.sleep(timeout)
         self._trap.drain()
+        return woke
 
     def _reap(self) -> None:
         for pid in list(self._running):

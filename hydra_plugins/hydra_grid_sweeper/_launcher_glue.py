@@ -37,16 +37,17 @@ def consecutive(initial_job_idx: int, count: int) -> Sequence[int]:
 
 
 def output_dir(config: DictConfig) -> str:
-    """A composed job config's `hydra.sweep.dir`/`hydra.sweep.subdir`, as `run_job` makes it."""
+    """A composed job config's `hydra.sweep.dir`/`hydra.sweep.subdir`, absolute, as `run_job`
+    makes it (`_run_job.sweep_output_dir`)."""
     from hydra.core.hydra_config import HydraConfig
+
+    from hydra_plugins.hydra_grid_sweeper._run_job import sweep_output_dir, view_as_hydra_config
 
     hydra_config = HydraConfig.instance()
     previous = hydra_config.cfg
     try:
-        hydra_config.set_config(config)  # for `${hydra:...}` in the subdir
-        directory = str(OmegaConf.select(config, "hydra.sweep.dir"))
-        subdir = OmegaConf.select(config, "hydra.sweep.subdir")
-        return os.path.abspath(os.path.join(directory, str(subdir)) if subdir else directory)
+        view_as_hydra_config(config)  # for `${hydra:...}` in the subdir
+        return os.path.abspath(sweep_output_dir(config))
     finally:
         hydra_config.cfg = previous  # type: ignore[assignment]
 

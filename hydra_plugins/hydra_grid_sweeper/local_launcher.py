@@ -1,10 +1,10 @@
 """`hydra/launcher=grid_local`: each job in its own local process, GPUs assigned, crashes isolated.
 
 The engine (`grid_sweeper.launch.local`) is imported inside `launch()` so that Hydra's plugin
-scan stays fast. This module hands the pool one callable per job that runs Hydra's `run_job` in the
-job's process on the job's config, made there in milliseconds from the config the launcher composed
-once per group choice before forking (`_compose.ComposeCache`), and turns the pool's results into
-`JobReturn`s.
+scan stays fast. This module hands the pool one callable per job that runs the job as Hydra's
+`run_job` does (`_run_job`) in the job's process on the job's config, made there in milliseconds
+from the config the launcher composed once per group choice before forking
+(`_compose.ComposeCache`), and turns the pool's results into `JobReturn`s.
 """
 import logging
 import os
@@ -13,14 +13,12 @@ import traceback
 from pathlib import Path
 from typing import Any, Dict, Optional, Sequence
 
-from hydra.core.hydra_config import HydraConfig
 from hydra.core.singleton import Singleton
 from hydra.core.utils import (
     JobReturn,
     JobStatus,
     configure_log,
     filter_overrides,
-    run_job,
     setup_globals,
 )
 from hydra.plugins.launcher import Launcher
@@ -31,7 +29,8 @@ log = logging.getLogger(__name__)
 
 
 class _HydraJob:
-    """The callable a job's process runs: make the job's config, then Hydra's `run_job`.
+    """The callable a job's process runs: make the job's config, then run it as Hydra's `run_job`
+    does (`_run_job.run_hydra_job`).
 
     A forked job makes its config from the launcher's compose cache, which it inherits with the
     configs composed before the fork: a copy and its value overrides, a few ms, in parallel with
@@ -59,30 +58,37 @@ class _HydraJob:
         state["cache"] = None
         return state
 
+    def prepare(self) -> None:
+        """Make the job's config in the launcher, ahead of the job's start (`Preparable`): the
+        forked job inherits it. Only from a base: a job that Hydra composes composes itself."""
+        if self.composed is None and self.cache is not None:
+            self.composed = self.cache.job_config_from_base(self.overrides, self.num, self.num)
+
+    def forget(self) -> None:
+        self.composed = None
+
     def __call__(self) -> JobReturn:
         from grid_sweeper.launch.child import relocate_output
         from hydra_plugins.hydra_grid_sweeper._compose import refresh_env_copy
-        from hydra_plugins.hydra_grid_sweeper._launcher_glue import output_dir
+        from hydra_plugins.hydra_grid_sweeper._run_job import (
+            run_hydra_job,
+            sweep_output_dir,
+            view_as_hydra_config,
+        )
 
-        setup_globals()
-        if self.singleton_state is not None:
+        if self.singleton_state is not None:  # spawned: a fresh interpreter (forked: inherited)
+            setup_globals()
             Singleton.set_state(self.singleton_state)
-        if self.composed is not None:
+        if self.composed is not None:  # made ahead (`prepare`) or sent along (spawned)
             config = self.composed
             refresh_env_copy(config)  # as composing in this process would have
         else:
             config = self.cache.job_config(self.overrides, self.num, self.num)
-        # for `${hydra:...}` in env and output dir; run_job calls set_config() itself right away
-        HydraConfig.instance().cfg = config
+        view_as_hydra_config(config)  # for `${hydra:...}` in env and dir; run_hydra_job replaces it
         os.environ.update(_resolve_env(config))
-        relocate_output(output_dir(config))
-        ret = run_job(
-            hydra_context=self.hydra_context,
-            task_function=self.task_function,
-            config=config,
-            job_dir_key="hydra.sweep.dir",
-            job_subdir_key="hydra.sweep.subdir",
-        )
+        job_dir = sweep_output_dir(config)  # resolved once: for the logs, then for run_hydra_job
+        relocate_output(os.path.abspath(job_dir))
+        ret = run_hydra_job(self.hydra_context, self.task_function, config, job_dir)
         if ret.status == JobStatus.FAILED and isinstance(ret._return_value, BaseException):
             exc = ret._return_value
             traceback.print_exception(type(exc), exc, exc.__traceback__)  # into stderr.log
@@ -204,6 +210,7 @@ class GridLocalLauncher(Launcher):
         each job's start and end told to `listener` as it happens."""
         from grid_sweeper.launch.local import Interrupted, JobSpec
         from hydra_plugins.hydra_grid_sweeper._launcher_glue import end_interrupted
+        from hydra_plugins.hydra_grid_sweeper._run_job import prepare as prepare_run_job
 
         setup_globals()
         assert self.config is not None and self.hydra_context is not None
@@ -220,6 +227,7 @@ class GridLocalLauncher(Launcher):
         log.info(f"Launching jobs, sweep output dir : {sweep_dir}")
         pending_logs = (sweep_dir / _PENDING_LOGS).absolute()
         self._cache.prepare(job_overrides)  # composed here once, shared by the forked jobs
+        prepare_run_job()  # loaded here once, not in every job
         specs = []
         for idx, overrides in enumerate(job_overrides):
             num = numbers[idx]

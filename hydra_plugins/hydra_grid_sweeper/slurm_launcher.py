@@ -12,9 +12,8 @@ import traceback
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
-from hydra.core.hydra_config import HydraConfig
 from hydra.core.singleton import Singleton
-from hydra.core.utils import JobReturn, JobStatus, filter_overrides, run_job, setup_globals
+from hydra.core.utils import JobReturn, JobStatus, filter_overrides, setup_globals
 from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict
@@ -73,6 +72,7 @@ class SlurmHydraJob:
         import submitit
 
         from hydra_plugins.hydra_grid_sweeper._compose import refresh_env_copy
+        from hydra_plugins.hydra_grid_sweeper._run_job import run_hydra_job
 
         Singleton.set_state(self.singleton_state)
         setup_globals()
@@ -85,10 +85,7 @@ class SlurmHydraJob:
         with open_dict(sweep_config.hydra.job) as job:
             job.id = submitit.JobEnvironment().job_id
             job.num = self.job_num
-        HydraConfig.instance().set_config(sweep_config)
-        ret = run_job(hydra_context=self.hydra_context, task_function=self.task_function,
-                      config=sweep_config, job_dir_key="hydra.sweep.dir",
-                      job_subdir_key="hydra.sweep.subdir")
+        ret = run_hydra_job(self.hydra_context, self.task_function, sweep_config)
         if ret.status == JobStatus.FAILED:
             _report_failure(ret)
         return ret

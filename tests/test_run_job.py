@@ -1,0 +1,248 @@
+"""`run_hydra_job` runs a job exactly as Hydra's `run_job` does, with fewer copies.
+
+Each case runs one job of the compose test app (typed schema, config group, callbacks,
+`env_copy`) twice from equal configs: once through Hydra's `run_job`, once through ours, and
+compares everything a job, a callback or a launcher can see: the task's config and what
+`HydraConfig` / `${hydra:...}` answered inside the task, the working dir, the environment, the
+config the callbacks got, the `JobReturn` (node for node), the files written (`.hydra/*.yaml` byte
+for byte), and the state left behind (`HydraConfig`, cwd, the job config changed in place).
+The YAML emitter shortcut is checked on its own against `OmegaConf.to_yaml`.
+"""
+from __future__ import annotations
+
+import copy
+import logging
+import os
+import shutil
+from pathlib import Path
+from typing import Any, Dict, Iterator, List
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from omegaconf import DictConfig, OmegaConf
+from test_compose_cache import ENV_KEY, _typed, assert_same_nodes, hydra_app  # noqa: F401
+
+
+class _Recorder:
+    """Callbacks that keep what they were handed, as Hydra's `Callbacks` would hand it."""
+
+    def __init__(self) -> None:
+        self.calls: List[Any] = []
+
+    def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self.calls.append(("start", copy.deepcopy(config), sorted(kwargs)))
+
+    def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
+        self.calls.append(("end", copy.deepcopy(config), job_return, sorted(kwargs)))
+
+
+def _task(fail: bool) -> Any:
+    def task(cfg: DictConfig) -> Any:
+        from hydra.core.hydra_config import HydraConfig
+
+        seen = HydraConfig.get()
+        logging.getLogger("run_job_test").info("hello from the task")
+        task.seen = {  # type: ignore[attr-defined]
+            "cfg": copy.deepcopy(cfg),
+            "hydra_view": copy.deepcopy(HydraConfig.instance().cfg),
+            "view_parent_keys": list(seen._get_parent().keys()),
+            "view_readonly": OmegaConf.is_readonly(seen),
+            "resolved": OmegaConf.to_container(OmegaConf.create({
+                "num": "${hydra:job.num}", "out": "${hydra:runtime.output_dir}",
+                "dirname": "${hydra:job.override_dirname}", "choice": "${hydra:runtime.choices.model}",
+            }), resolve=True),
+            "cwd": os.getcwd(),
+            "env": os.environ.get(ENV_KEY),
+        }
+        if fail:
+            raise ValueError(f"job {seen.job.num} fails on purpose")
+        return {"lr": cfg.lr, "num": seen.job.num}
+
+    return task
+
+
+def _files(directory: Path) -> Dict[str, Any]:
+    """Relative path -> bytes for `.hydra/*`, "exists" for the rest (logs carry timestamps)."""
+    found: Dict[str, Any] = {}
+    for path in sorted(directory.rglob("*")):
+        if path.is_file():
+            rel = str(path.relative_to(directory))
+            found[rel] = path.read_bytes() if ".hydra" in path.parts else "exists"
+    return found
+
+
+def _run(runner: Any, hydra_app: Any, overrides: List[str], fail: bool) -> Dict[str, Any]:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import HydraContext
+
+    loader, master, cache = hydra_app
+    sweep_dir = Path(str(master.hydra.sweep.dir))
+    shutil.rmtree(sweep_dir, ignore_errors=True)
+    config = cache.job_config(overrides, 7, "id-7")
+    recorder = _Recorder()
+    context = HydraContext(config_loader=loader, callbacks=recorder)  # type: ignore[arg-type]
+    task = _task(fail)
+    before_cwd = os.getcwd()
+    sentinel = OmegaConf.create({"hydra": {"before": 1}})
+    HydraConfig.instance().cfg = sentinel  # type: ignore[assignment]
+    try:
+        ret = runner(context, task, config)
+        left = HydraConfig.instance().cfg
+        after_cwd = os.getcwd()
+    finally:
+        os.chdir(before_cwd)
+        HydraConfig.instance().cfg = None  # type: ignore[assignment]
+    return {
+        "ret": ret, "seen": task.seen, "calls": recorder.calls, "config_after": config,  # type: ignore[attr-defined]
+        "files": _files(sweep_dir), "hydra_config_left": left is sentinel, "cwd_left": after_cwd == before_cwd,
+    }
+
+
+def _hydras(context: Any, task: Any, config: DictConfig) -> Any:
+    from hydra.core.utils import run_job
+
+    return run_job(hydra_context=context, task_function=task, config=config,
+                   job_dir_key="hydra.sweep.dir", job_subdir_key="hydra.sweep.subdir")
+
+
+def _ours(context: Any, task: Any, config: DictConfig) -> Any:
+    from hydra_plugins.hydra_grid_sweeper._run_job import run_hydra_job
+
+    return run_hydra_job(context, task, config)
+
+
+def assert_same_run(expected: Dict[str, Any], got: Dict[str, Any]) -> None:
+    e, g = expected["ret"], got["ret"]
+    assert g.status == e.status and g.task_name == e.task_name and g.overrides == e.overrides
+    assert g.working_dir == e.working_dir
+    if isinstance(e._return_value, BaseException):
+        assert type(g._return_value) is type(e._return_value) and str(g._return_value) == str(e._return_value)
+    else:
+        assert g._return_value == e._return_value
+    assert_same_nodes(e.cfg, g.cfg)
+    assert_same_nodes(e.hydra_cfg, g.hydra_cfg)
+    assert g.hydra_cfg.hydra._get_parent() is g.hydra_cfg  # a config of its own, as Hydra's
+    for key in ("cfg", "hydra_view"):
+        assert_same_nodes(expected["seen"][key], got["seen"][key])
+    for key in ("view_parent_keys", "view_readonly", "resolved", "cwd", "env"):
+        assert got["seen"][key] == expected["seen"][key], key
+    assert len(got["calls"]) == len(expected["calls"]) == 2
+    for e_call, g_call in zip(expected["calls"], got["calls"]):
+        assert g_call[0] == e_call[0] and g_call[-1] == e_call[-1]
+        assert_same_nodes(e_call[1], g_call[1])
+    assert got["calls"][1][2] is g  # on_job_end gets the JobReturn that is returned
+    assert_same_nodes(expected["config_after"], got["config_after"])
+    assert got["files"] == expected["files"]
+    written = any(name.endswith(".hydra/hydra.yaml") for name in got["files"])
+    assert written == (got["config_after"].hydra.output_subdir is not None)
+    assert got["hydra_config_left"] and expected["hydra_config_left"]
+    assert got["cwd_left"] and expected["cwd_left"]
+
+
+@pytest.fixture
+def version_base_1_3() -> Iterator[None]:
+    from hydra import version
+
+    previous = version.getbase()
+    version.setbase("1.3")
+    try:
+        yield
+    finally:
+        version.VersionBase.instance().version_base = previous
+
+
+CASES = [
+    (["lr=0.5"], False),
+    (["model=large", "lr=0.25", "name=big"], False),
+    (["+new_key=3", "~nested.a", "items=[1,2,3]"], False),
+    (["lr=0.5"], True),  # the task raises: a FAILED JobReturn carrying the exception
+    (["hydra.job.chdir=true", "lr=0.5"], False),
+    (["hydra.job.chdir=true", "lr=0.5"], True),
+    (["hydra.output_subdir=null", "epochs=4"], False),
+    (["hydra.sweep.subdir=${hydra.job.override_dirname}", "lr=1", "model=large"], False),
+    (["hydra/job_logging=disabled", "lr=2"], False),
+    (["hydra.job.name=renamed", "tag=t"], False),
+]
+
+
+@pytest.mark.parametrize("overrides,fail", CASES)
+def test_run_hydra_job_matches_hydras_run_job(hydra_app: Any, version_base_1_3: None,
+                                              overrides: List[str], fail: bool) -> None:
+    expected = _run(_hydras, hydra_app, overrides, fail)
+    got = _run(_ours, hydra_app, overrides, fail)
+    assert_same_run(expected, got)
+    assert got["ret"].status.name == ("FAILED" if fail else "COMPLETED")
+
+
+@settings(max_examples=int(os.environ.get("RUN_JOB_EXAMPLES", "25")), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(overrides=st.lists(_typed, max_size=3), env=st.sampled_from(["launcher", "job"]))
+def test_run_hydra_job_matches_on_drawn_jobs(hydra_app: Any, version_base_1_3: None,
+                                             overrides: List[str], env: str) -> None:
+    os.environ[ENV_KEY] = env  # env_copy: hydra.job.env_set, set for the task
+    try:
+        _, master, _ = hydra_app
+        try:
+            hydra_app[0].load_sweep_config(master, list(overrides))
+        except Exception:  # noqa: BLE001 - a job whose config does not compose never runs
+            return
+        assert_same_run(_run(_hydras, hydra_app, overrides, False), _run(_ours, hydra_app, overrides, False))
+    finally:
+        os.environ[ENV_KEY] = "launcher"
+
+
+def test_a_pre_1_2_job_without_chdir_runs_hydras_own(hydra_app: Any) -> None:
+    """version_base < 1.2 and `hydra.job.chdir` unset: Hydra warns and changes dir; that is
+    left to Hydra's run_job itself."""
+    from hydra import version
+
+    previous = version.getbase()
+    version.setbase("1.1")
+    try:
+        with pytest.warns(UserWarning, match="working directory"):
+            got = _run(_ours, hydra_app, ["lr=0.5"], False)
+    finally:
+        version.VersionBase.instance().version_base = previous
+    assert got["seen"]["cwd"] == got["ret"].working_dir == got["seen"]["resolved"]["out"]
+
+
+_text = st.one_of(
+    st.text(max_size=90),
+    st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=90),
+    st.text(alphabet=" ab\n\t:#-'\"{}[]!&*|>%@`,?~", max_size=90),
+)
+_keys = st.one_of(_text, st.integers(), st.booleans())
+_values = st.recursive(
+    st.one_of(_text, st.integers(), st.floats(), st.booleans(), st.none()),
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(_keys, inner, max_size=4)),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=int(os.environ.get("YAML_EXAMPLES", "1500")), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(content=st.dictionaries(_keys, _values, max_size=5))
+def test_yaml_text_is_omegaconfs(content: Dict[Any, Any]) -> None:
+    """Byte for byte, whichever emitter writes it (libyaml for plain ASCII text, else PyYAML's)."""
+    from hydra_plugins.hydra_grid_sweeper._run_job import to_yaml
+
+    try:
+        cfg = OmegaConf.create(content)
+    except Exception:  # noqa: BLE001 - not a config (a key OmegaConf refuses)
+        return
+    assert to_yaml(cfg) == OmegaConf.to_yaml(cfg)
+
+
+def test_yaml_of_a_hydra_node_takes_libyaml(hydra_app: Any) -> None:
+    """The shortcut is taken where it matters: a whole `hydra` node is plain ASCII text."""
+    import yaml
+
+    from hydra_plugins.hydra_grid_sweeper._run_job import _emitted_alike, to_yaml
+
+    _, master, cache = hydra_app
+    config = cache.job_config(["lr=0.5"], 1, 1)
+    container = OmegaConf.to_container(OmegaConf.masked_copy(config, "hydra"), enum_to_str=True)
+    assert _emitted_alike(container) == bool(getattr(yaml, "__with_libyaml__", False))
+    assert to_yaml(OmegaConf.masked_copy(config, "hydra")) == OmegaConf.to_yaml(OmegaConf.masked_copy(config, "hydra"))
+    assert not _emitted_alike({"label": "caf\u00e9"}) and not _emitted_alike({"": 1})
