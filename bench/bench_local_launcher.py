@@ -5,8 +5,8 @@
    The marginal cost per job is (wall(64 jobs) - wall(1 job)) / 63; the CPU per job is
    (CPU(64 jobs) - CPU(1 job)) / 63, the launcher process and every job process together. Each
    trivial job also records the CPU its process spent before the task function ran.
-2. GPU packing: 4 fake GPU ids, 16 one-GPU jobs of 1 s each; the jobs' own records prove that no
-   two jobs running at the same time shared a GPU.
+2. GPU packing: 4 fake GPU ids, 16 one-GPU jobs of 1 s each, `--repeat` runs (the median is
+   reported); the jobs' own records prove that no two jobs running at the same time shared a GPU.
 The issue's goals are printed last, each measured side by side with its anchor in this run.
 
     python bench/bench_local_launcher.py [--jobs 64] [--skip-submitit] [--launchers grid_local,basic]
@@ -135,13 +135,13 @@ def overlaps(records: List[dict]) -> List[str]:
     return found
 
 
-def bench_gpu_packing(tmp: Path) -> Dict[str, object]:
+def bench_gpu_packing(tmp: Path, run: int = 0) -> Dict[str, object]:
     app = tmp / "gpu_app.py"
     app.write_text(GPU_APP)
-    records_dir = tmp / "gpu_records"
+    records_dir = tmp / f"gpu_records_{run}"
     records_dir.mkdir()
     wall, _ = run_sweep(app, tmp, [
-        "+x=range(16)", f"+records={records_dir}", f"hydra.sweep.dir={tmp / 'runs' / 'gpu'}",
+        "+x=range(16)", f"+records={records_dir}", f"hydra.sweep.dir={tmp / 'runs' / f'gpu-{run}'}",
         "hydra/launcher=grid_local", "hydra.launcher.gpus=[0,1,2,3]",
         "hydra.launcher.gpus_per_job=1", "hydra.launcher.console_output=false",
     ])
@@ -152,6 +152,16 @@ def bench_gpu_packing(tmp: Path) -> Dict[str, object]:
     for r in records:
         per_gpu[r["gpus"]] = per_gpu.get(r["gpus"], 0) + 1
     return {"jobs": len(records), "wall": wall, "span": span, "overlaps": bad, "per_gpu": per_gpu}
+
+
+def bench_gpu_packing_runs(tmp: Path, repeat: int) -> Dict[str, object]:
+    """`repeat` runs; the figures of the median run (by whole-command time), every run checked."""
+    runs = sorted((bench_gpu_packing(tmp, r) for r in range(repeat)), key=lambda g: g["wall"])
+    median = dict(runs[len(runs) // 2])
+    median["walls"] = [g["wall"] for g in runs]
+    median["overlaps"] = [o for g in runs for o in g["overlaps"]]  # type: ignore[attr-defined]
+    median["all_jobs"] = all(g["jobs"] == 16 for g in runs)
+    return median
 
 
 def main() -> None:
@@ -175,10 +185,11 @@ def main() -> None:
         for name in names[1:]:
             print(f"  grid_local is {res[name]['wall_n'] / ours:5.2f}x faster than {name} "
                   f"(marginal per job: {res[name]['per_job_ms'] / max(res['grid_local']['per_job_ms'], 1e-9):5.1f}x)")
-        print("2) GPU packing: 4 fake GPUs, 16 one-GPU jobs of 1 s")
-        gpu = bench_gpu_packing(tmp)
+        print(f"2) GPU packing: 4 fake GPUs, 16 one-GPU jobs of 1 s, median of {args.repeat} runs")
+        gpu = bench_gpu_packing_runs(tmp, args.repeat)
         print(f"  jobs recorded: {gpu['jobs']}, first start to last end: {gpu['span']:.2f} s, "
-              f"whole command: {gpu['wall']:.2f} s")
+              f"whole command: {gpu['wall']:.2f} s (runs: "
+              + ", ".join(f"{w:.2f}" for w in gpu["walls"]) + " s)")
         print(f"  jobs per GPU: {gpu['per_gpu']}")
         print(f"  concurrent jobs sharing a GPU: {len(gpu['overlaps'])}"
               + "".join(f"\n    {o}" for o in gpu["overlaps"]))
@@ -190,10 +201,10 @@ def main() -> None:
                   f"{res['basic']['wall_n'] / ours:.2f}x (goal >= 3x)")
             print(f"  CPU per trivial job: grid_local {res['grid_local']['cpu_per_job_ms']:.1f} ms "
                   f"(goal <= 30 ms), BasicLauncher {res['basic']['cpu_per_job_ms']:.1f} ms")
-        print(f"  16 one-GPU 1 s jobs on 4 fake GPUs, whole command: {gpu['wall']:.2f} s "
-              "(goal <= 4.6 s, ideal 4 s plus start-up)")
+        print(f"  16 one-GPU 1 s jobs on 4 fake GPUs, whole command: {gpu['wall']:.2f} s median, "
+              f"{min(gpu['walls']):.2f} s best (goal <= 4.6 s, ideal 4 s plus start-up)")
         print(f"load average after: {os.getloadavg()[0]:.2f}")
-        if gpu["overlaps"] or gpu["jobs"] != 16:
+        if gpu["overlaps"] or not gpu["all_jobs"]:
             sys.exit(1)
 
 

@@ -15,13 +15,21 @@ import logging
 import os
 import shutil
 from pathlib import Path
-from typing import Any, Dict, Iterator, List
+from typing import Any, Dict, Iterator, List, Tuple
 
 import pytest
+from compose_app import ENV_KEY, assert_same_nodes, compose_app
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from omegaconf import DictConfig, OmegaConf
-from test_compose_cache import ENV_KEY, _typed, assert_same_nodes, hydra_app  # noqa: F401
+from test_compose_cache import _typed
+
+
+@pytest.fixture(scope="module")
+def hydra_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tuple[Any, DictConfig, Any]]:
+    """(config loader, master config of a multirun, ComposeCache) of the compose test app."""
+    with compose_app(tmp_path_factory.mktemp("sweep")) as app:
+        yield app
 
 
 class _Recorder:

@@ -224,11 +224,15 @@ def _c_dumper() -> Optional[type]:
     """OmegaConf's YAML dumper (its quoting of strings that read as other types) on libyaml's
     emitter; None without libyaml."""
     import yaml
-    from omegaconf._utils import get_omega_conf_dumper
 
+    try:
+        from omegaconf._utils import get_omega_conf_dumper  # OmegaConf's own, for its quoting
+
+        omegaconf_dumper = get_omega_conf_dumper()
+    except (ImportError, AttributeError):  # another OmegaConf: its to_yaml does it all
+        return None
     if not getattr(yaml, "__with_libyaml__", False):
         return None
-    omegaconf_dumper = get_omega_conf_dumper()
     dumper = type("OmegaConfCDumper", (yaml.CDumper,), {})
     for kind, represent in omegaconf_dumper.yaml_representers.items():
         dumper.add_representer(kind, represent)
