@@ -223,29 +223,37 @@ def test_queued_jobs_start_as_soon_as_a_slot_frees(tmp_path: Path) -> None:
 
 
 class AheadJob:
-    """A `Preparable` job: `prepare` runs in the launcher, the job reports what it inherited."""
+    """A `Preparable` job: `prepare` runs in the launcher (it counts and times each call), the
+    job reports what it inherited, then waits until the next job has been prepared."""
 
-    def __init__(self, marker: Path, fail: bool = False) -> None:
-        self.marker, self.fail = marker, fail
+    def __init__(self, marker: Path, wait_for: Any = None, fail: bool = False) -> None:
+        self.marker, self.wait_for, self.fail = marker, wait_for, fail
         self.prepared_in: Any = None
+        self.prepared_at = 0.0
+        self.prepare_calls = 0
         self.forgotten = 0
 
     def prepare(self) -> None:
+        self.prepare_calls += 1
+        self.prepared_at = time.time()
+        self.marker.write_text(str(os.getpid()))
         if self.fail:
             raise RuntimeError("no advance work today")
         self.prepared_in = os.getpid()
-        self.marker.write_text(str(os.getpid()))
 
     def forget(self) -> None:
         self.prepared_in = None
         self.forgotten += 1
 
     def __call__(self) -> Any:
-        return {"prepared_in": self.prepared_in, "pid": os.getpid()}
+        inherited = self.prepared_in
+        if self.wait_for is not None:
+            wait_for_file(str(self.wait_for))
+        return {"prepared_in": inherited, "pid": os.getpid()}
 
 
 def wait_for_file(path: str, timeout: float = 30.0) -> str:
-    """Job 0: runs until the launcher has prepared the next job (it must, while it waits)."""
+    """Run until the launcher has prepared the next job (it must, while this job runs)."""
     deadline = time.monotonic() + timeout
     while not os.path.exists(path):
         if time.monotonic() > deadline:
@@ -255,22 +263,23 @@ def wait_for_file(path: str, timeout: float = 30.0) -> str:
 
 
 def test_the_next_jobs_are_prepared_in_the_launcher_while_it_waits(tmp_path: Path) -> None:
-    """While the running job holds the one slot, the pool prepares the queued jobs (not further
-    ahead than a slot's worth); each forked job inherits what was prepared, and the launcher
-    drops its copy once the job runs. A job whose preparation fails does it itself."""
-    marker = tmp_path / "prepared-1"
-    ahead = AheadJob(marker)
-    failing = AheadJob(tmp_path / "never", fail=True)
-    results = LocalPool(max_parallel=1).run([
-        spec(tmp_path, 0, partial(wait_for_file, str(marker))),
-        spec(tmp_path, 1, ahead),
-        spec(tmp_path, 2, failing),
-    ])
-    assert [r.status for r in results] == [COMPLETED] * 3, [r.error for r in results]
-    assert results[1].value["prepared_in"] == os.getpid() != results[1].value["pid"]
-    assert results[2].value["prepared_in"] is None  # its preparation failed: it ran anyway
-    assert ahead.prepared_in is None and ahead.forgotten == 1  # the launcher let go of it
-    assert failing.forgotten == 1 and not (tmp_path / "never").exists()
+    """One slot: while a job runs, the pool prepares the next queued job (only that one: a slot's
+    worth ahead); each forked job inherits what was prepared, and the launcher drops its copy
+    once the job has forked. A job whose preparation fails does it itself."""
+    marks = [tmp_path / f"prepared-{i}" for i in range(4)]
+    jobs = [AheadJob(marks[1], wait_for=marks[2]), AheadJob(marks[2], wait_for=marks[3]),
+            AheadJob(marks[3], fail=True)]
+    results = LocalPool(max_parallel=1).run(
+        [spec(tmp_path, 0, partial(wait_for_file, str(marks[1])))]
+        + [spec(tmp_path, i + 1, job) for i, job in enumerate(jobs)])
+    assert [r.status for r in results] == [COMPLETED] * 4, [r.error for r in results]
+    for result in results[1:3]:
+        assert result.value["prepared_in"] == os.getpid() != result.value["pid"]
+    assert results[3].value["prepared_in"] is None  # its preparation failed: it ran anyway
+    assert [j.prepare_calls for j in jobs] == [1, 1, 1]  # once each, a failure not retried
+    assert [j.forgotten for j in jobs] == [1, 1, 1] and jobs[0].prepared_in is None
+    for job, before in zip(jobs, results):  # prepared once the job ahead of it had started
+        assert job.prepared_at >= before.start
 
 
 def test_jobs_are_not_prepared_with_spawn(tmp_path: Path) -> None:

@@ -70,16 +70,21 @@ def run_hydra_job(hydra_context: Any, task_function: Any, config: DictConfig,
     hydra_config = HydraConfig.instance()
     previous = hydra_config.cfg
     OmegaConf.set_readonly(config.hydra, True)
+    _check_hydra_node(config)
     view_as_hydra_config(config)
-    if output_dir is None:
-        output_dir = sweep_output_dir(config)
-    with read_write(config.hydra.runtime), open_dict(config.hydra.runtime):
-        config.hydra.runtime.output_dir = os.path.abspath(output_dir)
-    seen, hydra_cfg = _hydra_copies(config)
-    seen.hydra._set_parent(config)  # as `set_config` links it: `hydra` may interpolate the rest
-    hydra_config.cfg = seen  # type: ignore[assignment]
+    try:
+        if output_dir is None:
+            output_dir = sweep_output_dir(config)
+        with read_write(config.hydra.runtime), open_dict(config.hydra.runtime):
+            config.hydra.runtime.output_dir = os.path.abspath(output_dir)
+    except BaseException:
+        hydra_config.set_config(config)  # what Hydra leaves installed when this fails
+        raise
     moved = False
     try:
+        seen, hydra_cfg = _hydra_copies(config)
+        seen.hydra._set_parent(config)  # as `set_config` links it: `hydra` may interpolate the rest
+        hydra_config.cfg = seen  # type: ignore[assignment]
         ret = JobReturn()
         task_cfg = _copy_without_hydra(config)
         ret.cfg = task_cfg
@@ -142,6 +147,14 @@ def _hydra_1_3() -> bool:
     return str(hydra.__version__).split(".")[:2] == ["1", "3"]
 
 
+def _check_hydra_node(config: DictConfig) -> None:
+    """Hydra's `set_config` refuses a config whose `hydra` is no `HydraConf` (an assertion)."""
+    from hydra.conf import HydraConf
+
+    node_type = OmegaConf.get_type(config, "hydra")
+    assert node_type is not None and issubclass(node_type, HydraConf)
+
+
 def _hydra_copies(config: DictConfig) -> Tuple[DictConfig, DictConfig]:
     """Two configs holding only a copy of `config.hydra`, each what Hydra's `set_config` makes
     with `OmegaConf.masked_copy(config, "hydra")`: one for `HydraConfig`, one for the JobReturn.
@@ -202,11 +215,13 @@ def to_yaml(cfg: Any) -> str:
 
 def _emitted_alike(value: Any) -> bool:
     """Whether libyaml writes `value` byte for byte as PyYAML's own emitter does: checked (tests)
-    for keys of printable ASCII or numbers and text values of printable ASCII, tabs and
-    newlines. Other text (control characters, non-ASCII, an empty key) can differ in quoting or
-    escapes, so it takes PyYAML's emitter."""
+    for numbers, keys of printable ASCII, and text of printable ASCII and newlines where no
+    space touches a newline (Hydra's help templates). Other text can differ: control characters
+    and non-ASCII in quoting and escapes, an empty key in its form, tabs and spaces beside
+    newlines in how a long double-quoted line is folded; it takes PyYAML's emitter."""
     if isinstance(value, str):
-        return value.isascii() and value.replace("\n", " ").replace("\t", " ").isprintable()
+        return (value.isascii() and value.replace("\n", "").isprintable()
+                and " \n" not in value and "\n " not in value)
     if isinstance(value, dict):
         for key, item in value.items():
             if isinstance(key, str) and not (key and key.isascii() and key.isprintable()):
