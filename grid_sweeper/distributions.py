@@ -109,6 +109,8 @@ def draw(
     import numpy as np
 
     info = DISTRIBUTIONS[name]
+    if name == "zipf" and _zipf_only_ones(args, kwargs):
+        return [1] * count
     try:
         with np.errstate(all="ignore"):
             if name == "loguniform":
@@ -120,6 +122,19 @@ def draw(
     except (ValueError, TypeError, OverflowError) as error:
         raise DistributionParameterError(str(error).strip() or type(error).__name__) from None
     return [_to_python(value) for value in raw]
+
+
+ZIPF_ONLY_ONES = 1025.0  # from this `a` on, 2**(a - 1) overflows a double
+
+
+def _zipf_only_ones(args: Sequence[Any], kwargs: Mapping[str, Any]) -> bool:
+    """Whether zipf's `a` is so large that every draw is 1 (P(X > 1) < 2**-1024): numpy 2.0, the
+    last for Python 3.9, then loops forever (its rejection test divides inf by inf); newer numpy
+    returns 1s."""
+    a = kwargs.get("a", args[0] if args else None)
+    if isinstance(a, bool) or not isinstance(a, (int, float)):
+        return False
+    return a >= ZIPF_ONLY_ONES
 
 
 def _loguniform_bounds(args: Sequence[Any], kwargs: Mapping[str, Any]) -> Tuple[float, float]:

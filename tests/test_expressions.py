@@ -8,6 +8,8 @@ from __future__ import annotations
 import ast
 import math
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any, Callable, List, Tuple
 
@@ -680,3 +682,20 @@ if __name__ == "__main__":  # print the table for docs/syntax.md
     print(TABLE_START)
     print(distribution_table())
     print(TABLE_END)
+
+
+@pytest.mark.parametrize("text", ["zipf(474577, 3)", "zipf(1e300, 3)", "zipf(a=2000, size=3)"])
+def test_zipf_with_a_huge_exponent_draws_ones_and_never_hangs(text: str) -> None:
+    """numpy 2.0 (the last for Python 3.9) loops forever on zipf for a > 1024; the expression is
+    checked and drawn in a child process, so that a hang fails the test instead of the suite."""
+    code = ("from grid_sweeper.expressions import parse_expression; "
+            "from grid_sweeper.dimensions import bind; "
+            f"b = bind(parse_expression({text!r}, 'k'), 1, 'k'); "
+            "print([b[i] for i in range(b.size)])")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == "[1, 1, 1]"
+
+
+def test_zipf_below_the_huge_exponent_still_draws_from_numpy() -> None:
+    assert values_of("zipf(1.5, 200)", seed=3) != [1] * 200
