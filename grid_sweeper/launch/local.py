@@ -21,7 +21,7 @@ import tempfile
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import Any, Callable, Deque, Dict, List, Optional, Sequence
+from typing import Any, Callable, Deque, Dict, List, Optional, Sequence, Set
 
 from ..events import COMPLETED, FAILED, RUNNING, JobEvent, JobListener, NullListener
 from .child import ERROR, OK, ChildSetup, where_path
@@ -143,7 +143,7 @@ class LocalPool:
         self._tmp = tempfile.mkdtemp(prefix="grid-local-")
         self._stopping = False
         self._seen_signals = 0
-        self._prepared: set = set()
+        self._prepared: Set[int] = set()  # jobs whose advance work was done (or tried)
         pending: Any = deque(range(len(self._specs)))
         if pull is not None:
             pending = _Pulled(self, pending, pull)

@@ -8,7 +8,7 @@ takes the same steps in the same order and gives the same results: the task's co
 `HydraConfig` and `${hydra:...}` answer, the callbacks' arguments, the working dir, logging,
 `.hydra/*.yaml` byte for byte and the `JobReturn`. It copies `hydra` twice instead of five
 times, by pickle rather than node by node, copies the task's config without copying `hydra`, and
-emits YAML with libyaml when PyYAML has it.
+emits YAML with libyaml where PyYAML has it and the text is of a kind both emitters write alike.
 
 Jobs it does not cover run Hydra's own `run_job`: another Hydra than 1.3, a config whose
 `version_base` predates 1.2 with `hydra.job.chdir` unset (Hydra then warns and changes dir).
